@@ -1,0 +1,19 @@
+"""Exact heat-kernel and uniform distributions on the circle and tori, for torch and Pyro.
+
+This package depends on torch and Pyro only (never on ``manifold_vae``). Importing it registers
+the exact KL divergences with ``torch.distributions.kl_divergence`` and changes no global
+setting.
+"""
+
+from . import constraints, kl
+from .circle import CircleHeatKernel, CircleUniform
+from .torus import TorusHeatKernel, TorusUniform
+
+__all__ = [
+    "CircleHeatKernel",
+    "CircleUniform",
+    "TorusHeatKernel",
+    "TorusUniform",
+    "constraints",
+    "kl",
+]

@@ -1,0 +1,251 @@
+r"""Exact evaluation of the heat kernel on the unit circle and of its entropy.
+
+Convention: :math:`\partial_t p = \partial_\theta^2 p` (diffusion coefficient 1), so the kernel at
+time :math:`t` is a wrapped normal with variance :math:`\sigma^2 = 2t`. Brownian motion in the
+probabilists' convention (generator :math:`\Delta / 2`) at time :math:`s` is the kernel at
+:math:`t = s / 2`.
+
+Two dual series (Poisson summation) represent the density of :math:`\theta \in [-\pi, \pi]`,
+the angle measured from the location:
+
+.. math::
+
+    p_t(\theta) = \frac{1}{\sqrt{4\pi t}} \sum_{k\in\mathbb Z} e^{-(\theta + 2\pi k)^2 / 4t}
+                = \frac{1}{2\pi}\Big[1 + 2\sum_{m\ge1} e^{-m^2 t}\cos(m\theta)\Big].
+
+The winding sum is used for :math:`t \le 3/2` and the Fourier sum above, per element; the
+truncations and their error bounds are in the docstrings of the private evaluators below.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+from ._angles import LOG_2PI, PI
+
+__all__ = [
+    "FOURIER_TERMS",
+    "SWITCH_TIME",
+    "WINDINGS",
+    "circle_kl_to_uniform",
+    "circle_log_density",
+]
+
+#: Time at which the evaluation switches from the winding to the Fourier sum.
+SWITCH_TIME = 1.5
+#: Windings kept on each side of the principal image in the winding sum (k = -2..2).
+WINDINGS = 2
+#: Fourier modes kept in the Fourier sum (m = 1..5).
+FOURIER_TERMS = 5
+
+_PI2 = PI * PI
+_LOG_4PI = math.log(4.0 * PI)
+
+
+def _log_winding(theta: Tensor, time: Tensor) -> Tensor:
+    r"""Log density by the winding sum, for :math:`\theta \in [-\pi, \pi]` and small ``time``.
+
+    Factoring out the principal image,
+
+    .. math::
+
+        \log p_t(\theta) = -\frac{\theta^2}{4t} - \tfrac12\log(4\pi t)
+            + \log\Big(1 + \sum_{k \ne 0} e^{-\pi k(\theta + \pi k)/t}\Big),
+
+    and every exponent :math:`-\pi k (\theta + \pi k)/t \le -\pi^2 |k|(|k|-1)/t \le 0`, so nothing
+    overflows as :math:`t \to 0`. With :math:`u = e^{-\pi(\pi+\theta)/t}`,
+    :math:`v = e^{-\pi(\pi-\theta)/t}` the terms :math:`k = \pm1, \pm2` are
+    :math:`u, v, uv \cdot u^2, uv \cdot v^2` (since :math:`uv = e^{-2\pi^2/t}`).
+
+    Truncation bound: the terms :math:`|k| \ge 3` sum to at most
+    :math:`2 e^{-6\pi^2/t} / (1 - e^{-6\pi^2/t})`, relative to a bracket that is at least 1.
+    For :math:`t \le 3/2` this is below :math:`1.4 \cdot 10^{-17}`, under a tenth of the
+    float64 unit roundoff, so the log density is exact to rounding.
+
+    Parameters
+    ----------
+    theta : Tensor, shape=[...]
+        Angle from the location, in :math:`[-\pi, \pi]`.
+    time : Tensor, shape=[...]
+        Positive diffusion time, broadcastable with ``theta``.
+    """
+    a = PI / time
+    u = torch.exp(-a * (PI + theta))
+    v = torch.exp(-a * (PI - theta))
+    images = u + v + (u * v) * (u * u + v * v)  # u v = exp(-2 pi^2 / t)
+    return torch.log1p(images) - (0.25 * theta * theta) / time - 0.5 * torch.log(4.0 * PI * time)
+
+
+def _fourier_part(theta: Tensor, time: Tensor) -> Tensor:
+    r"""The sum :math:`f = 2\sum_{m=1}^{5} e^{-m^2 t}\cos(m\theta)`, so that :math:`2\pi p = 1 + f`.
+
+    The powers :math:`q^{m^2}` of :math:`q = e^{-t}` are built by
+    :math:`q^{(m+1)^2} = q^{m^2} q^{2m+1}` and :math:`\cos(m\theta)` by the Chebyshev recurrence
+    :math:`c_{m+1} = 2 c_1 c_m - c_{m-1}`: one ``exp`` and one ``cos`` per element.
+
+    Truncation bound: the modes :math:`m \ge 6` sum to at most
+    :math:`2 e^{-36 t} / (1 - e^{-13 t})`, below :math:`7.4 \cdot 10^{-24}` for :math:`t \ge 3/2`.
+    """
+    q = torch.exp(-time)
+    q2 = q * q
+    c1 = torch.cos(theta)
+    c_prev, c_cur = torch.ones_like(c1), c1
+    power, step = q, q * q2  # q^{m^2} and q^{2m+1} for m = 1
+    total = power * c_cur
+    for _ in range(FOURIER_TERMS - 1):
+        c_prev, c_cur = c_cur, 2.0 * c1 * c_cur - c_prev
+        power = power * step
+        step = step * q2
+        total = total + power * c_cur
+    return 2.0 * total
+
+
+def _log_fourier(theta: Tensor, time: Tensor) -> Tensor:
+    r"""Log density by the Fourier sum, :math:`\log p = \log(1 + f) - \log 2\pi`, for ``time >= 3/2``.
+
+    For :math:`t \ge 3/2`, :math:`|f| \le 2\sum_m e^{-m^2 t} < 0.45`, so :math:`1 + f > 0.55` is
+    well conditioned and the truncation bound of :func:`_fourier_part` is a relative error below
+    :math:`1.4 \cdot 10^{-23}` in :math:`p`.
+    """
+    return torch.log1p(_fourier_part(theta, time)) - LOG_2PI
+
+
+def circle_log_density(theta: Tensor, time: Tensor) -> Tensor:
+    r"""Exact log density of the unit-circle heat kernel, per element.
+
+    .. math::
+
+        \log p_t(\theta), \qquad \partial_t p = \partial_\theta^2 p,\quad p_0 = \delta_0,
+
+    with respect to the Lebesgue measure of the angle. Elements with ``time <= 1.5`` use the
+    winding sum (:func:`_log_winding`), the others the Fourier sum (:func:`_log_fourier`).
+    Truncation errors are below a tenth of the float64 unit roundoff for every ``time > 0``.
+
+    On the CPU each branch is evaluated only on its own elements; elsewhere (CUDA) both are
+    evaluated and combined by ``torch.where``, which needs no host synchronisation, with a safe
+    time fed to each branch where it is not used so that neither produces ``nan`` in values or
+    gradients. The two paths give identical results.
+
+    Parameters
+    ----------
+    theta : Tensor, shape=[...]
+        Angle from the location, already wrapped to :math:`[-\pi, \pi]`.
+    time : Tensor, shape=[...]
+        Positive diffusion time, broadcastable with ``theta``.
+
+    Returns
+    -------
+    Tensor, shape=broadcast(theta, time)
+    """
+    if theta.device.type == "cpu":
+        return _log_density_masked(theta, time)
+    return _log_density_where(theta, time)
+
+
+def _log_density_where(theta: Tensor, time: Tensor) -> Tensor:
+    """Both branches on every element, combined by ``torch.where`` (no synchronisation)."""
+    fourier = time > SWITCH_TIME
+    safe = torch.full_like(time, SWITCH_TIME)
+    t_winding = torch.where(fourier, safe, time)
+    t_fourier = torch.where(fourier, time, safe)
+    return torch.where(fourier, _log_fourier(theta, t_fourier), _log_winding(theta, t_winding))
+
+
+def _log_density_masked(theta: Tensor, time: Tensor) -> Tensor:
+    """Each branch on its own elements only (fewer operations; indexing synchronises)."""
+    theta, time = torch.broadcast_tensors(theta, time)
+    shape = theta.shape
+    theta, time = theta.reshape(-1), time.reshape(-1)
+    fourier = time > SWITCH_TIME
+    out = torch.empty_like(theta)
+    for mask, branch in ((fourier, _log_fourier), (~fourier, _log_winding)):
+        (index,) = mask.nonzero(as_tuple=True)
+        out = out.index_put((index,), branch(theta[index], time[index]))
+    return out.reshape(shape)
+
+
+# ---------------------------------------------------------------------------------------------
+# Entropy and KL divergence to the uniform distribution.
+
+#: Below this time the KL is the Gaussian closed form (error < 3e-17, see below).
+_KL_GAUSSIAN_TIME = 0.06
+#: Above this time the KL is a series in the Fourier part (error < 1e-17, see below).
+_KL_SERIES_TIME = 2.5
+#: Trapezoid nodes for the middle regime.
+_KL_TRAPEZOID_NODES = 256
+#: Trapezoid nodes for the large-time regime (the integrand is a trig polynomial in disguise).
+_KL_SERIES_NODES = 32
+#: Taylor terms of g(f) = (1 + f) log(1 + f) - f.
+_KL_SERIES_TERMS = 20
+
+
+def _periodic_nodes(n: int, like: Tensor) -> Tensor:
+    """``n`` equispaced nodes ``-pi + 2 pi j / n`` of the periodic trapezoid rule, shape=[n]."""
+    return torch.arange(n, dtype=like.dtype, device=like.device) * (2.0 * PI / n) - PI
+
+
+def _kl_gaussian(time: Tensor) -> Tensor:
+    r"""KL of the unwrapped normal, :math:`\log 2\pi - \tfrac12 \log(4\pi e t)`."""
+    return LOG_2PI - 0.5 * (math.log(4.0 * PI * math.e) + torch.log(time))
+
+
+def _kl_trapezoid(time: Tensor) -> Tensor:
+    r""":math:`\int p \log(2\pi p)\,d\theta` by the periodic trapezoid rule on 256 nodes."""
+    theta = _periodic_nodes(_KL_TRAPEZOID_NODES, time)
+    log_p = circle_log_density(theta, time.unsqueeze(-1))
+    return (torch.exp(log_p) * (log_p + LOG_2PI)).mean(-1) * (2.0 * PI)
+
+
+def _kl_series(time: Tensor) -> Tensor:
+    r"""KL for large times as the mean of :math:`g(f) = (1+f)\log(1+f) - f` over the circle.
+
+    Since :math:`\int f = 0`, :math:`\mathrm{KL} = \frac{1}{2\pi}\int g(f)\,d\theta` with
+    :math:`g(f) = \sum_{n \ge 2} (-1)^n f^n / (n(n-1))`, which has no cancellation for small
+    :math:`f` (the direct formula loses all digits as :math:`t` grows: the KL is
+    :math:`\approx e^{-2t}`). For :math:`t \ge 2.5`, :math:`|f| < 0.165` and the 19 terms
+    :math:`n \le 20` leave a relative error below :math:`8 \cdot 10^{-18}`; :math:`g(f)` has no
+    Fourier mode of order 32 or more above :math:`10^{-30}`, so 32 trapezoid nodes are exact.
+    """
+    theta = _periodic_nodes(_KL_SERIES_NODES, time)
+    f = _fourier_part(theta, time.unsqueeze(-1))
+    poly = torch.zeros_like(f)
+    for j in range(_KL_SERIES_TERMS - 2, -1, -1):
+        poly = poly * f + (-1.0) ** j / ((j + 2) * (j + 1))
+    return (f * f * poly).mean(-1)
+
+
+def circle_kl_to_uniform(time: Tensor) -> Tensor:
+    r"""Exact :math:`\mathrm{KL}(p_t \,\|\, \mathrm{Uniform}(S^1)) = \log 2\pi - H(p_t)`, per element.
+
+    Three regimes, each chosen per element with safe times fed to the others:
+
+    * :math:`t \le 0.06`: the Gaussian value :math:`\log 2\pi - \tfrac12\log(4\pi e t)`. With
+      :math:`X \sim N(0, 2t)` and :math:`K` its winding number,
+      :math:`H(X) = H(\mathrm{wrap}\,X) + H(K \mid \mathrm{wrap}\,X)`, so the true KL exceeds the
+      Gaussian value by :math:`0 \le H(K \mid \theta) \le H(K) \le 2\eta\log(e/\eta)` with
+      :math:`\eta = \operatorname{erfc}(\pi / 2\sqrt t) < 3 \cdot 10^{-19}`, i.e. < 3e-17.
+    * :math:`0.06 < t < 2.5`: :math:`\int p\log(2\pi p)` by the periodic trapezoid rule on 256
+      nodes; the integrand is analytic and periodic, so the error decays geometrically in the
+      number of nodes (measured below 1e-15 against mpmath, see the tests).
+    * :math:`t \ge 2.5`: the series of :func:`_kl_series`, with relative accuracy.
+
+    Parameters
+    ----------
+    time : Tensor, shape=[...]
+        Positive diffusion time.
+
+    Returns
+    -------
+    Tensor, shape=[...]
+        The KL divergence, non-negative.
+    """
+    small = time <= _KL_GAUSSIAN_TIME
+    large = time >= _KL_SERIES_TIME
+    t_small = torch.where(small, time, torch.full_like(time, _KL_GAUSSIAN_TIME))
+    t_large = torch.where(large, time, torch.full_like(time, _KL_SERIES_TIME))
+    t_mid = torch.where(small | large, torch.full_like(time, 1.0), time)
+    mid = _kl_trapezoid(t_mid)
+    return torch.where(small, _kl_gaussian(t_small), torch.where(large, _kl_series(t_large), mid))
