@@ -66,9 +66,7 @@ def graded_breakpoints(centers: Tensor, levels: int) -> Tensor:
     return torch.sort(points, dim=-1).values
 
 
-def panel_quadrature(
-    breakpoints: Tensor, nodes: int
-) -> tuple[Tensor, Tensor]:
+def panel_quadrature(breakpoints: Tensor, nodes: int) -> tuple[Tensor, Tensor]:
     r"""Composite Gauss-Legendre nodes and weights on the panels between sorted breakpoints.
 
     Parameters

@@ -104,7 +104,7 @@ def _fourier_part(theta: Tensor, time: Tensor) -> Tensor:
 
 
 def _log_fourier(theta: Tensor, time: Tensor) -> Tensor:
-    r"""Log density by the Fourier sum, :math:`\log p = \log(1 + f) - \log 2\pi`, for ``time >= 3/2``.
+    r"""Log density by the Fourier sum, :math:`\log p = \log(1 + f) - \log 2\pi`, large ``time``.
 
     For :math:`t \ge 3/2`, :math:`|f| \le 2\sum_m e^{-m^2 t} < 0.45`, so :math:`1 + f > 0.55` is
     well conditioned and the truncation bound of :func:`_fourier_part` is a relative error below
@@ -218,7 +218,7 @@ def _kl_series(time: Tensor) -> Tensor:
 
 
 def circle_kl_to_uniform(time: Tensor) -> Tensor:
-    r"""Exact :math:`\mathrm{KL}(p_t \,\|\, \mathrm{Uniform}(S^1)) = \log 2\pi - H(p_t)`, per element.
+    r"""Exact :math:`\mathrm{KL}(p_t \| \mathrm{Uniform}(S^1)) = \log 2\pi - H(p_t)`, per element.
 
     Three regimes, each chosen per element with safe times fed to the others:
 

@@ -122,12 +122,12 @@ class CircleHeatKernel(TorchDistribution):
         return circle_log_density(wrap_angle(value - self.loc), self.time)
 
     def entropy(self) -> Tensor:
-        r"""Exact differential entropy :math:`H = \log 2\pi - \mathrm{KL}(p \,\|\, \mathrm{uniform})`."""
+        r"""Exact differential entropy :math:`H = \log 2\pi - \mathrm{KL}(p \| u)`."""
         return LOG_2PI - circle_kl_to_uniform(self.time)
 
     @property
     def mean_direction(self) -> Tensor:
-        r"""Circular mean direction :math:`\arg E e^{i\theta} = \mu`, wrapped to :math:`[-\pi, \pi)`."""
+        r"""Circular mean direction :math:`\arg E e^{i\theta} = \mu`, wrapped to [-pi, pi)."""
         return wrap_angle(self.loc)
 
     @property

@@ -5,8 +5,12 @@ from __future__ import annotations
 import math
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor
-from torch.distributions import constraints
+from torch.distributions import biject_to, constraints, transform_to
+from torch.distributions.transforms import Transform
+
+from ._angles import LOG_2PI, PI, wrap_angle
 
 __all__ = ["angle", "finite", "positive_finite"]
 
@@ -47,3 +51,41 @@ class _Angle(constraints._HalfOpenInterval):
 finite = _Finite()
 positive_finite = _PositiveFinite()
 angle = _Angle()
+
+
+class _AngleTransform(Transform):
+    r"""Bijection of the real line onto the angles :math:`[-\pi, \pi)`: :math:`\pi\tanh(x/2)`.
+
+    It equals torch's interval transform :math:`-\pi + 2\pi\,\sigma(x)`, and is what
+    ``biject_to(angle)`` and ``transform_to(angle)`` return, so that Pyro's autoguides
+    (``AutoNormal``, ``AutoDelta``) and constrained ``pyro.param`` work with circle latents.
+    Where rounding gives exactly :math:`\pi` (large ``x``) the value is wrapped to :math:`-\pi`,
+    the same point of the circle, so results always lie in the support. Note the chart does not
+    cover :math:`\pm\pi` itself: a posterior concentrated there is better handled by a heat-kernel
+    guide than by an autoguide.
+    """
+
+    domain = constraints.real
+    codomain = angle
+    bijective = True
+    sign = +1
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, _AngleTransform)
+
+    def _call(self, x: Tensor) -> Tensor:
+        return wrap_angle(PI * torch.tanh(x / 2))
+
+    def _inverse(self, y: Tensor) -> Tensor:
+        return 2 * torch.atanh(y / PI)
+
+    def log_abs_det_jacobian(self, x: Tensor, y: Tensor) -> Tensor:
+        r""":math:`\log(\tfrac{\pi}{2}\operatorname{sech}^2 \tfrac{x}{2})
+        = \log 2\pi - |x| - 2\log(1 + e^{-|x|})`."""
+        return LOG_2PI - x.abs() - 2 * F.softplus(-x.abs())
+
+
+@biject_to.register(type(angle))
+@transform_to.register(type(angle))
+def _transform_to_angle(constraint: constraints.Constraint) -> Transform:
+    return _AngleTransform()

@@ -49,8 +49,9 @@ def _kl_circle_heat_heat(p: CircleHeatKernel, q: CircleHeatKernel) -> Tensor:
 
 @register_kl(CircleUniform, CircleUniform)
 def _kl_circle_uniform_uniform(p: CircleUniform, q: CircleUniform) -> Tensor:
-    return torch.zeros(torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype,
-                       device=p._device)
+    return torch.zeros(
+        torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device
+    )
 
 
 @register_kl(TorusHeatKernel, TorusUniform)
@@ -68,5 +69,6 @@ def _kl_torus_heat_heat(p: TorusHeatKernel, q: TorusHeatKernel) -> Tensor:
 @register_kl(TorusUniform, TorusUniform)
 def _kl_torus_uniform_uniform(p: TorusUniform, q: TorusUniform) -> Tensor:
     _check_factors(p, q)
-    return torch.zeros(torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype,
-                       device=p._device)
+    return torch.zeros(
+        torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device
+    )

@@ -85,13 +85,14 @@ def torus_heat_kernels(
     min_time: float = MIN_TIME,
     max_time: float = MAX_TIME,
 ) -> st.SearchStrategy[TorusHeatKernel]:
-    """:class:`TorusHeatKernel` on ``T^n`` (``n`` drawn from 1..3 if not given), one time per factor."""
+    """:class:`TorusHeatKernel` on ``T^n`` (``n`` drawn from 1..3 if not given)."""
     dims = st.just(n) if n is not None else st.integers(1, 3)
 
     def build(k: int) -> st.SearchStrategy[TorusHeatKernel]:
         return st.builds(
             lambda loc, time: TorusHeatKernel(
-                torch.tensor(loc, dtype=dtype), torch.tensor(time, dtype=dtype),
+                torch.tensor(loc, dtype=dtype),
+                torch.tensor(time, dtype=dtype),
                 validate_args=True,
             ),
             st.lists(locs(), min_size=k, max_size=k),

@@ -102,6 +102,7 @@ class TorusHeatKernel(TorchDistribution):
         Parameters
         ----------
         value : Tensor, shape=[..., *batch_shape, n]
+            Angles in :math:`[-\pi, \pi)^n`.
         """
         if self._validate_args:
             self._validate_sample(value)
@@ -197,13 +198,16 @@ class TorusUniform(TorchDistribution):
         return torch.full(shape, -self.n * LOG_2PI, dtype=value.dtype, device=value.device)
 
     def entropy(self) -> Tensor:
-        return torch.full(self.batch_shape, self.n * LOG_2PI, dtype=self._dtype, device=self._device)
+        return torch.full(
+            self.batch_shape, self.n * LOG_2PI, dtype=self._dtype, device=self._device
+        )
 
     @property
     def mean_direction(self) -> Tensor:
         """Undefined for the uniform distribution: ``nan`` in every factor."""
-        return torch.full(self._extended_shape(), float("nan"), dtype=self._dtype,
-                          device=self._device)
+        return torch.full(
+            self._extended_shape(), float("nan"), dtype=self._dtype, device=self._device
+        )
 
     @property
     def mean(self) -> Tensor:

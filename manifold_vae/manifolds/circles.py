@@ -1,0 +1,177 @@
+r"""Products of circles: the circle :math:`S^1`, the flat torus :math:`T^n`, the Clifford torus.
+
+All three are :math:`n` circles of radius :math:`r`, embedded factor by factor in
+:math:`\mathbb R^{2n}` as :math:`r(\cos\theta_1, \sin\theta_1, \dots, \cos\theta_n, \sin\theta_n)`;
+coordinates are the angles :math:`\theta_i \in [-\pi, \pi)`.
+
+* ``Circle()``: :math:`n = 1`, :math:`r = 1`.
+* ``FlatTorus(n)``: :math:`n` unit circles.
+* ``CliffordTorus()`` (thesis Eq. 11.6): :math:`n = 2`, :math:`r = 1/\sqrt2`, so the points lie
+  on the unit 3-sphere; area :math:`2\pi^2`. (The Delta-VAE reference code uses two unit
+  circles instead: that is ``FlatTorus(2)``.)
+
+Metric :math:`g = r^2 \sum_i d\theta_i^2`, so :math:`\sqrt{\det g} = r^n`. The heat kernel at
+intrinsic time :math:`t` is the product of unit-circle kernels at angle time :math:`t / r^2`.
+Posterior family (thesis Eqs. 7.5, 11.8, corrected): a product of circle heat kernels with one
+location and one angle time per factor; the prior is uniform.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+from torch.distributions import constraints
+
+from distributions import TorusHeatKernel, TorusUniform
+from distributions._angles import wrap_angle
+
+from .._geomstats import load_geomstats
+from .base import LatentManifold, register_manifold
+
+__all__ = ["Circle", "CliffordTorus", "FlatTorus"]
+
+#: Smallest posterior time produced from raw encoder outputs: softplus(raw) + MIN_TIME.
+MIN_TIME = 1e-6
+
+
+class _OnCircles(constraints.Constraint):
+    """Points of ``R^(2n)`` whose consecutive coordinate pairs have norm ``radius``."""
+
+    event_dim = 1
+
+    def __init__(self, n: int, radius: float) -> None:
+        self.n, self.radius = n, radius
+        super().__init__()
+
+    def check(self, value: Tensor) -> Tensor:
+        if value.shape[-1] != 2 * self.n:
+            return torch.zeros(value.shape[:-1], dtype=torch.bool, device=value.device)
+        norms = value.unflatten(-1, (self.n, 2)).norm(dim=-1)
+        tol = 10.0 * math.sqrt(torch.finfo(value.dtype).eps) * self.radius
+        return ((norms - self.radius).abs() <= tol).all(-1)
+
+    def __repr__(self) -> str:
+        return f"on_circles(n={self.n}, radius={self.radius:.6g})"
+
+
+class _CircleProduct(LatentManifold):
+    """``n`` circles of radius ``radius``; the shared implementation of the three manifolds."""
+
+    def __init__(self, n: int, radius: float) -> None:
+        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+            raise ValueError(f"n must be a positive integer (number of circles), got {n!r}")
+        if not (isinstance(radius, (int, float)) and math.isfinite(radius) and radius > 0):
+            raise ValueError(f"radius must be a positive finite number, got {radius!r}")
+        self.n = n
+        self.radius = float(radius)
+        self.dim = n
+        self.ambient_dim = 2 * n
+        self.posterior_params = 3 * n
+        self._space: Any = None
+
+    @property
+    def volume(self) -> float:
+        return (2.0 * math.pi * self.radius) ** self.n
+
+    @property
+    def space(self) -> Any:
+        """geomstats: ``Hypersphere(1)`` or a product of them, metric scaled by ``radius**2``.
+
+        geomstats represents each factor by a unit vector: divide our points by ``radius``.
+        """
+        if self._space is None:
+            load_geomstats()
+            from geomstats.geometry.hypersphere import Hypersphere
+            from geomstats.geometry.product_manifold import ProductManifold
+
+            if self.n == 1:
+                space = Hypersphere(1)
+            else:
+                space = ProductManifold([Hypersphere(1) for _ in range(self.n)], point_ndim=1)
+            if self.radius != 1.0:
+                space.metric = self.radius**2 * space.metric
+            self._space = space
+        return self._space
+
+    def to_point(self, coordinates: Tensor) -> Tensor:
+        """``radius * (cos a_1, sin a_1, ..., cos a_n, sin a_n)``, shape=[..., 2n]."""
+        pairs = torch.stack([torch.cos(coordinates), torch.sin(coordinates)], dim=-1)
+        return self.radius * pairs.flatten(-2)
+
+    def to_coordinates(self, point: Tensor) -> Tensor:
+        """Angles of each coordinate pair (the projection onto the circles), shape=[..., n]."""
+        pairs = point.unflatten(-1, (self.n, 2))
+        return wrap_angle(torch.atan2(pairs[..., 1], pairs[..., 0]))
+
+    def log_volume_density(self, coordinates: Tensor) -> Tensor:
+        return torch.full_like(coordinates[..., 0], self.n * math.log(self.radius))
+
+    def point_support(self) -> constraints.Constraint:
+        return _OnCircles(self.n, self.radius)
+
+    def prior(
+        self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> TorusUniform:
+        """Uniform distribution on the angles (the normalised Riemannian volume)."""
+        return TorusUniform(self.n, dtype=dtype, device=device)
+
+    def posterior(self, raw: Tensor) -> TorusHeatKernel:
+        r"""Product of circle heat kernels from raw outputs ``(..., 3n)``.
+
+        The first ``2n`` outputs are an ambient vector per factor, projected to its angle by
+        ``atan2``; the last ``n`` give the angle times ``softplus(raw) + 1e-6``.
+        """
+        if raw.shape[-1] != self.posterior_params:
+            raise ValueError(
+                f"raw posterior parameters must have last dimension {self.posterior_params} "
+                f"for {self!r}, got shape {tuple(raw.shape)}"
+            )
+        vectors = raw[..., : 2 * self.n].unflatten(-1, (self.n, 2))
+        loc = torch.atan2(vectors[..., 1], vectors[..., 0])
+        time = F.softplus(raw[..., 2 * self.n :]) + MIN_TIME
+        return TorusHeatKernel(loc, time)
+
+    def posterior_location(self, posterior: TorusHeatKernel) -> Tensor:
+        return posterior.mean_direction
+
+    def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> TorusHeatKernel:
+        """Angle time ``time / radius**2`` in every factor."""
+        angle_time = (time / self.radius**2).unsqueeze(-1).expand_as(coordinates)
+        return TorusHeatKernel(coordinates, angle_time)
+
+
+@register_manifold
+class Circle(_CircleProduct):
+    """The unit circle :math:`S^1 \\subset \\mathbb R^2`; coordinates ``(..., 1)`` (the angle)."""
+
+    name = "circle"
+
+    def __init__(self) -> None:
+        super().__init__(1, 1.0)
+
+
+@register_manifold
+class FlatTorus(_CircleProduct):
+    r"""The flat torus :math:`T^n`: ``n`` unit circles in :math:`\mathbb R^{2n}`."""
+
+    name = "flat-torus"
+
+    def __init__(self, n: int = 2) -> None:
+        super().__init__(n, 1.0)
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"n": self.n}
+
+
+@register_manifold
+class CliffordTorus(_CircleProduct):
+    r"""The Clifford torus :math:`\tfrac{1}{\sqrt2}(\cos a, \sin a, \cos b, \sin b) \subset S^3`."""
+
+    name = "clifford-torus"
+
+    def __init__(self) -> None:
+        super().__init__(2, 1.0 / math.sqrt(2.0))

@@ -1,0 +1,94 @@
+r"""Euclidean latent space :math:`\mathbb R^d`: the baseline VAE's (thesis Ch. 4)."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pyro.distributions as dist
+import torch
+from torch import Tensor
+from torch.distributions import constraints
+
+from .._geomstats import load_geomstats
+from .base import LatentManifold, register_manifold
+
+__all__ = ["Euclidean"]
+
+
+@register_manifold
+class Euclidean(LatentManifold):
+    r""":math:`\mathbb R^d` with its flat metric; points and coordinates coincide.
+
+    Prior :math:`N(0, I)`; posterior family the diagonal Gaussian
+    :math:`N(\mu, \operatorname{diag}\sigma^2)` with the encoder giving :math:`(\mu, \log\sigma^2)`
+    (thesis Eq. 4.4); heat kernel :math:`N(x, 2t I)`.
+
+    Parameters
+    ----------
+    dim : int
+        Dimension ``d >= 1``.
+    """
+
+    name = "euclidean"
+
+    def __init__(self, dim: int = 2) -> None:
+        if isinstance(dim, bool) or not isinstance(dim, int) or dim < 1:
+            raise ValueError(f"dim must be a positive integer, got {dim!r}")
+        self.dim = dim
+        self.ambient_dim = dim
+        self.posterior_params = 2 * dim
+        self._space: Any = None
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"dim": self.dim}
+
+    @property
+    def volume(self) -> float:
+        return math.inf
+
+    @property
+    def space(self) -> Any:
+        """geomstats ``Euclidean(dim)``."""
+        if self._space is None:
+            load_geomstats()
+            from geomstats.geometry.euclidean import Euclidean as GsEuclidean
+
+            self._space = GsEuclidean(self.dim)
+        return self._space
+
+    def to_point(self, coordinates: Tensor) -> Tensor:
+        return coordinates
+
+    def to_coordinates(self, point: Tensor) -> Tensor:
+        return point
+
+    def log_volume_density(self, coordinates: Tensor) -> Tensor:
+        return torch.zeros_like(coordinates[..., 0])
+
+    def point_support(self) -> constraints.Constraint:
+        return constraints.independent(constraints.real, 1)
+
+    def prior(
+        self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> dist.Distribution:
+        """Standard normal :math:`N(0, I_d)`."""
+        zero = torch.zeros(self.dim, dtype=dtype or torch.get_default_dtype(), device=device)
+        return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
+
+    def posterior(self, raw: Tensor) -> dist.Distribution:
+        r"""Diagonal Gaussian from ``raw = (mu, log sigma^2)``, shape ``(..., 2d)``."""
+        if raw.shape[-1] != self.posterior_params:
+            raise ValueError(
+                f"raw posterior parameters must have last dimension {self.posterior_params} "
+                f"for {self!r}, got shape {tuple(raw.shape)}"
+            )
+        loc, log_var = raw[..., : self.dim], raw[..., self.dim :]
+        return dist.Normal(loc, torch.exp(0.5 * log_var)).to_event(1)
+
+    def posterior_location(self, posterior: dist.Distribution) -> Tensor:
+        return posterior.mean
+
+    def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> dist.Distribution:
+        scale = torch.sqrt(2.0 * time).unsqueeze(-1).expand_as(coordinates)
+        return dist.Normal(coordinates, scale).to_event(1)

@@ -1,0 +1,190 @@
+r"""The generic VAE: one model for every latent manifold.
+
+.. math::
+
+    \mathrm{ELBO}(x) = E_{q(z \mid x)}[\log p(x \mid z)] - \beta\,\mathrm{KL}(q(z \mid x) \,\|\, p(z)),
+
+with prior :math:`p(z)` and posterior family :math:`q` supplied by the latent manifold, the
+likelihood :math:`p(x \mid z)` by a :class:`~manifold_vae.likelihoods.Likelihood` applied to the
+decoder evaluated at the embedded point of :math:`z`. The baseline VAE (thesis Ch. 4) is
+``VAE(Euclidean(2), ...)``, the diffusion VAE (Ch. 7, 11) ``VAE(Circle(), ...)`` or
+``VAE(CliffordTorus(), ...)``.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+import pyro
+import torch
+from pyro import poutine
+from torch import Tensor, nn
+from torch.distributions import Distribution, kl_divergence
+
+from .likelihoods import Likelihood
+from .manifolds import LatentManifold
+from .networks import DenseNetwork, default_hidden
+
+__all__ = ["ELBO", "VAE"]
+
+
+class ELBO(NamedTuple):
+    """Per-datapoint terms of the evidence lower bound, each of shape ``(N,)``."""
+
+    #: Monte Carlo estimate of :math:`E_q \log p(x \mid z)` (a log-likelihood, not a loss).
+    reconstruction: Tensor
+    #: :math:`\mathrm{KL}(q \| p)`, exact where registered.
+    kl: Tensor
+    #: ``reconstruction - beta * kl``.
+    elbo: Tensor
+
+
+class VAE(nn.Module):
+    r"""Variational autoencoder with a latent manifold.
+
+    Parameters
+    ----------
+    latent : LatentManifold
+        The latent space (e.g. ``Euclidean(2)``, ``Circle()``, ``CliffordTorus()``).
+    data_shape : tuple of int
+        Shape of one datapoint, e.g. ``(25,)`` or ``(1, H, W)``.
+    likelihood : Likelihood
+        Decoder distribution family.
+    encoder, decoder : nn.Module, optional
+        Custom networks. The encoder maps ``(N, *data_shape)`` to
+        ``(N, latent.posterior_params)``; the decoder maps embedded points
+        ``(N, latent.ambient_dim)`` to ``(N, *data_shape)``. Default: :class:`DenseNetwork`.
+    hidden : int, optional
+        Units per hidden layer of the default networks (default ``floor(D/3)``, Sec. 3.5).
+    depth : int
+        Hidden layers of the default networks (thesis: 2).
+    activation : str
+        Activation of the default networks.
+    """
+
+    def __init__(
+        self,
+        latent: LatentManifold,
+        data_shape: tuple[int, ...] | torch.Size,
+        likelihood: Likelihood,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+        hidden: int | None = None,
+        depth: int = 2,
+        activation: str = "relu",
+    ) -> None:
+        super().__init__()
+        if not isinstance(latent, LatentManifold):
+            raise ValueError(f"latent must be a LatentManifold, got {type(latent).__name__}")
+        if not isinstance(likelihood, Likelihood):
+            raise ValueError(f"likelihood must be a Likelihood, got {type(likelihood).__name__}")
+        data_shape = torch.Size(data_shape)
+        if len(data_shape) == 0 or any(s < 1 for s in data_shape):
+            raise ValueError(f"data_shape must be a non-empty shape of positive sizes, got {data_shape}")
+        self.latent = latent
+        self.data_shape = data_shape
+        self.likelihood = likelihood
+        likelihood.build(data_shape)
+        self.hidden = hidden if hidden is not None else default_hidden(data_shape)
+        self.depth = depth
+        self.activation = activation
+        self.custom_networks = encoder is not None or decoder is not None
+        self.encoder = encoder if encoder is not None else DenseNetwork(
+            tuple(data_shape), (latent.posterior_params,), self.hidden, depth, activation
+        )
+        self.decoder = decoder if decoder is not None else DenseNetwork(
+            (latent.ambient_dim,), tuple(data_shape), self.hidden, depth, activation
+        )
+
+    # --- the two halves ------------------------------------------------------------------
+    def encode(self, x: Tensor) -> Distribution:
+        """Posterior :math:`q(z \\mid x)` over latent coordinates, batch ``(N,)``, event ``(dim,)``."""
+        return self.latent.posterior(self.encoder(x))
+
+    def decode(self, z: Tensor) -> Distribution:
+        """Likelihood :math:`p(x \\mid z)` for latent coordinates ``z`` of shape ``(..., dim)``."""
+        points = self.latent.to_point(z)
+        batch = points.shape[:-1]
+        output = self.decoder(points.reshape(-1, points.shape[-1]))
+        return self.likelihood(output.reshape(*batch, *self.data_shape))
+
+    def prior(self) -> Distribution:
+        """The latent manifold's prior, on this model's dtype and device."""
+        p = next(self.parameters())
+        return self.latent.prior(dtype=p.dtype, device=p.device)
+
+    def kl(self, posterior: Distribution, z: Tensor | None = None) -> Tensor:
+        """:math:`\\mathrm{KL}(q \\| p)` per datapoint: exact when registered with torch.
+
+        For a user's manifold without a registered KL, the Monte Carlo average of
+        ``log q(z) - log p(z)`` over the given samples ``z`` ``(S, N, dim)`` is used.
+        """
+        prior = self.prior()
+        try:
+            return kl_divergence(posterior, prior.expand(posterior.batch_shape))
+        except NotImplementedError:
+            if z is None:
+                raise
+            return (posterior.log_prob(z) - prior.log_prob(z)).mean(0)
+
+    def elbo(
+        self, x: Tensor, num_samples: int = 1, beta: float = 1.0, analytic_kl: bool = True
+    ) -> ELBO:
+        """ELBO terms per datapoint, with ``num_samples`` reparameterised latent samples.
+
+        Parameters
+        ----------
+        x : Tensor, shape=[N, *data_shape]
+        num_samples : int
+            Latent samples :math:`L` for the reconstruction term.
+        beta : float
+            Weight of the KL term.
+        analytic_kl : bool
+            Use the exact KL (default); ``False`` uses ``log q(z) - log p(z)`` at the samples,
+            which is what Pyro's ``Trace_ELBO`` estimates.
+        """
+        posterior = self.encode(x)
+        z = posterior.rsample(torch.Size([num_samples]))
+        reconstruction = self.decode(z).log_prob(x).mean(0)
+        if analytic_kl:
+            kl = self.kl(posterior, z)
+        else:
+            kl = (posterior.log_prob(z) - self.prior().log_prob(z)).mean(0)
+        return ELBO(reconstruction, kl, reconstruction - beta * kl)
+
+    def forward(self, x: Tensor) -> Tensor:
+        """Reconstruction ``decode(location(encode(x))).mean``, shape ``(N, *data_shape)``."""
+        return self.decode(self.latent.posterior_location(self.encode(x))).mean
+
+    # --- Pyro ----------------------------------------------------------------------------
+    def model(self, x: Tensor, beta: float = 1.0) -> None:
+        """Pyro model: ``z ~ prior``, ``x ~ likelihood(decoder(z))``, in a plate over data."""
+        pyro.module("vae", self)
+        with pyro.plate("data", x.shape[0]):
+            with poutine.scale(scale=beta):
+                z = pyro.sample("latent", self.prior().expand(x.shape[:1]))
+            pyro.sample("obs", self.decode(z), obs=x)
+
+    def guide(self, x: Tensor, beta: float = 1.0) -> None:
+        """Pyro guide: ``z ~ encode(x)``."""
+        pyro.module("vae", self)
+        with pyro.plate("data", x.shape[0]):
+            with poutine.scale(scale=beta):
+                pyro.sample("latent", self.encode(x))
+
+    # --- persistence ---------------------------------------------------------------------
+    def save(self, path: str) -> None:
+        """Write weights and everything needed to rebuild the model to one file, atomically."""
+        from .checkpoint import save_vae
+
+        save_vae(self, path)
+
+    @classmethod
+    def load(cls, path: str, map_location: str | torch.device | None = None) -> VAE:
+        """Rebuild a model written by :meth:`save` (``ValueError`` for corrupt/foreign files)."""
+        from .checkpoint import load_vae
+
+        return load_vae(path, map_location=map_location)
+
+    def extra_repr(self) -> str:
+        return f"latent={self.latent!r}, data_shape={tuple(self.data_shape)}"
