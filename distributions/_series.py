@@ -20,11 +20,12 @@ truncations and their error bounds are in the docstrings of the private evaluato
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import torch
 from torch import Tensor
 
-from ._angles import LOG_2PI, PI
+from ._angles import LOG_2PI, PI, TWO_PI
 
 __all__ = [
     "FOURIER_TERMS",
@@ -182,9 +183,18 @@ _KL_SERIES_NODES = 32
 _KL_SERIES_TERMS = 20
 
 
-def _periodic_nodes(n: int, like: Tensor) -> Tensor:
-    """``n`` equispaced nodes ``-pi + 2 pi j / n`` of the periodic trapezoid rule, shape=[n]."""
-    return torch.arange(n, dtype=like.dtype, device=like.device) * (2.0 * PI / n) - PI
+def _periodic_mean(f: Callable[[Tensor, Tensor], Tensor], n: int, time: Tensor) -> Tensor:
+    r"""Periodic trapezoid rule on ``n`` nodes for an even integrand: the mean over the circle.
+
+    For :math:`f(\theta) = f(-\theta)` the ``n`` equispaced nodes pair up except
+    :math:`\theta = 0` and :math:`\theta = \pi`, so only the ``n/2 + 1`` nodes
+    :math:`\pi j / (n/2)` are evaluated: ``f(theta, time[..., None])`` must accept them.
+    """
+    half = n // 2
+    theta = torch.arange(half + 1, dtype=time.dtype, device=time.device) * (PI / half)
+    weights = torch.full_like(theta, 2.0 / n)
+    weights[0] = weights[-1] = 1.0 / n
+    return (f(theta, time.unsqueeze(-1)) * weights).sum(-1)
 
 
 def _kl_gaussian(time: Tensor) -> Tensor:
@@ -192,11 +202,27 @@ def _kl_gaussian(time: Tensor) -> Tensor:
     return LOG_2PI - 0.5 * (math.log(4.0 * PI * math.e) + torch.log(time))
 
 
+def _p_log_2pi_p(theta: Tensor, time: Tensor) -> Tensor:
+    r"""The integrand :math:`2\pi\, p \log(2\pi p)` of the middle KL regime."""
+    log_p = circle_log_density(theta, time)
+    return TWO_PI * torch.exp(log_p) * (log_p + LOG_2PI)
+
+
 def _kl_trapezoid(time: Tensor) -> Tensor:
-    r""":math:`\int p \log(2\pi p)\,d\theta` by the periodic trapezoid rule on 256 nodes."""
-    theta = _periodic_nodes(_KL_TRAPEZOID_NODES, time)
-    log_p = circle_log_density(theta, time.unsqueeze(-1))
-    return (torch.exp(log_p) * (log_p + LOG_2PI)).mean(-1) * (2.0 * PI)
+    r""":math:`\int p \log(2\pi p)\,d\theta` by the periodic trapezoid rule on 256 nodes.
+
+    The integrand is even, so 129 distinct nodes are evaluated (:func:`_periodic_mean`).
+    """
+    return _periodic_mean(_p_log_2pi_p, _KL_TRAPEZOID_NODES, time)
+
+
+def _g_of_fourier_part(theta: Tensor, time: Tensor) -> Tensor:
+    r""":math:`g(f) = (1 + f)\log(1 + f) - f` by its Taylor series (Horner), for small f."""
+    f = _fourier_part(theta, time)
+    poly = torch.zeros_like(f)
+    for j in range(_KL_SERIES_TERMS - 2, -1, -1):
+        poly = poly * f + (-1.0) ** j / ((j + 2) * (j + 1))
+    return f * f * poly
 
 
 def _kl_series(time: Tensor) -> Tensor:
@@ -209,12 +235,7 @@ def _kl_series(time: Tensor) -> Tensor:
     :math:`n \le 20` leave a relative error below :math:`8 \cdot 10^{-18}`; :math:`g(f)` has no
     Fourier mode of order 32 or more above :math:`10^{-30}`, so 32 trapezoid nodes are exact.
     """
-    theta = _periodic_nodes(_KL_SERIES_NODES, time)
-    f = _fourier_part(theta, time.unsqueeze(-1))
-    poly = torch.zeros_like(f)
-    for j in range(_KL_SERIES_TERMS - 2, -1, -1):
-        poly = poly * f + (-1.0) ** j / ((j + 2) * (j + 1))
-    return (f * f * poly).mean(-1)
+    return _periodic_mean(_g_of_fourier_part, _KL_SERIES_NODES, time)
 
 
 def circle_kl_to_uniform(time: Tensor) -> Tensor:

@@ -77,14 +77,19 @@ class Euclidean(LatentManifold):
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
     def posterior(self, raw: Tensor) -> dist.Distribution:
-        r"""Diagonal Gaussian from ``raw = (mu, log sigma^2)``, shape ``(..., 2d)``."""
+        r"""Diagonal Gaussian from ``raw = (mu, log sigma^2)``, shape ``(..., 2d)``.
+
+        The scale is floored at the dtype's smallest normal number, so that a very negative
+        ``log sigma^2`` (where ``exp`` underflows to 0) still gives a valid distribution.
+        """
         if raw.shape[-1] != self.posterior_params:
             raise ValueError(
                 f"raw posterior parameters must have last dimension {self.posterior_params} "
                 f"for {self!r}, got shape {tuple(raw.shape)}"
             )
         loc, log_var = raw[..., : self.dim], raw[..., self.dim :]
-        return dist.Normal(loc, torch.exp(0.5 * log_var)).to_event(1)
+        scale = torch.exp(0.5 * log_var).clamp_min(torch.finfo(log_var.dtype).tiny)
+        return dist.Normal(loc, scale).to_event(1)
 
     def posterior_location(self, posterior: dist.Distribution) -> Tensor:
         return posterior.mean

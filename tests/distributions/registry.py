@@ -83,7 +83,8 @@ EXAMPLES: list[Example] = [
         "circle-batched",
         D.CircleHeatKernel,
         lambda dtype: D.CircleHeatKernel(
-            _t([[-3.0, 0.0, 2.5]], dtype), _t([[1e-8], [0.5], [3.0], [1e4]], dtype),
+            _t([[-3.0, 0.0, 2.5]], dtype),
+            _t([[1e-8], [0.5], [3.0], [1e4]], dtype),
             validate_args=True,
         ),
         bad_values=_circle_bad_values,
@@ -92,7 +93,8 @@ EXAMPLES: list[Example] = [
         "torus-2",
         D.TorusHeatKernel,
         lambda dtype: D.TorusHeatKernel(
-            _t([[0.1, -2.0], [3.0, 1.0], [-3.1, 0.0]], dtype), _t([0.05, 2.0], dtype),
+            _t([[0.1, -2.0], [3.0, 1.0], [-3.1, 0.0]], dtype),
+            _t([0.05, 2.0], dtype),
             validate_args=True,
         ),
         bad_params=[
@@ -108,8 +110,9 @@ EXAMPLES: list[Example] = [
     Example(
         "torus-3-scalar-time",
         D.TorusHeatKernel,
-        lambda dtype: D.TorusHeatKernel(_t([0.5, -1.0, 2.0], dtype), _t(0.7, dtype),
-                                        validate_args=True),
+        lambda dtype: D.TorusHeatKernel(
+            _t([0.5, -1.0, 2.0], dtype), _t(0.7, dtype), validate_args=True
+        ),
         bad_values=_torus_bad_values(3),
     ),
     Example(
