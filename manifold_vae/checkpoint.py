@@ -1,4 +1,4 @@
-"""Checkpoints: one file with a VAE's weights and everything needed to rebuild it, written atomically."""
+"""Checkpoints: one file with a VAE's weights and all needed to rebuild it, written atomically."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""The ``manifold-vae`` command line: ``demo`` (a tour of the distributions) and ``bench``."""
+"""The ``manifold-vae`` command line: ``demo``, ``train`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -21,11 +21,45 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     demo = commands.add_parser(
         "demo",
-        help="a tour of the circle heat kernel: density table, figure and JSON",
-        description="Write density_table.md, heat_kernel.png and tour.json into --out.",
+        help="tour of the distributions, then a circle VAE and an R^2 VAE on sinusoids",
+        description="Write the distribution tour (distributions/), two trained VAEs with "
+        "metrics and latent plots (circle/, euclidean-2/) and summary.md into --out.",
     )
     demo.add_argument("--out", type=Path, required=True, help="output folder (created)")
-    demo.add_argument("--seed", type=int, default=0, help="seed of the sampled histogram")
+    demo.add_argument("--epochs", type=int, default=40, help="training epochs of each VAE")
+    demo.add_argument("--n", type=int, default=1000, help="number of training sinusoids")
+    train = commands.add_parser(
+        "train",
+        help="train one VAE; write model.pt, metrics.json and latent.png",
+        description="Train a VAE with the given latent manifold on built-in sinusoids "
+        "(thesis Sec. 5.1) or on a .npy array of shape (N, ...).",
+    )
+    train.add_argument(
+        "--latent",
+        default="circle",
+        help="euclidean:D, circle, flat-torus:N or clifford-torus (default circle)",
+    )
+    train.add_argument("--data", default="sinusoids", help="'sinusoids' or a .npy file")
+    train.add_argument("--n", type=int, default=1000, help="number of sinusoids")
+    train.add_argument("--noise", type=float, default=0.1, help="noise of the sinusoids")
+    train.add_argument(
+        "--likelihood", default="gaussian", choices=["gaussian", "gaussian-learned", "bernoulli"]
+    )
+    train.add_argument(
+        "--sigma-x",
+        type=float,
+        default=0.1,
+        help="decoder standard deviation sigma_X (initial value if learned)",
+    )
+    train.add_argument("--epochs", type=int, default=50)
+    train.add_argument("--batch-size", type=int, default=64)
+    train.add_argument("--lr", type=float, default=3e-3)
+    train.add_argument("--hidden", type=int, default=None, help="units per layer (default D/3)")
+    train.add_argument("--depth", type=int, default=2, help="hidden layers per network")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--device", default=None, help="e.g. cpu or cuda")
+    train.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
     commands.add_parser(
         "bench",
         help="throughput and accuracy benchmark (arguments of python -m distributions.benchmark)",
@@ -35,11 +69,42 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _demo(args: argparse.Namespace) -> int:
-    from .tour import run_tour
+    from .jobs import run_demo
 
-    tour = run_tour(args.out, seed=args.seed)
-    print(tour.table)
-    for path in (tour.table_path, tour.plot_path, tour.record_path):
+    result = run_demo(args.out, epochs=args.epochs, n=args.n)
+    print(result["tour"].table)
+    print(result["summary"])
+    print(f"wrote the tour, both models, their metrics and latent plots into {args.out}")
+    return 0
+
+
+def _train(args: argparse.Namespace) -> int:
+    from .jobs import load_data, make_likelihood, parse_latent, train_job
+
+    result = train_job(
+        parse_latent(args.latent),
+        load_data(args.data, n=args.n, noise=args.noise, seed=args.seed),
+        make_likelihood(args.likelihood, args.sigma_x),
+        args.out,
+        epochs=args.epochs,
+        batch_size=args.batch_size,
+        lr=args.lr,
+        seed=args.seed,
+        device=args.device,
+        hidden=args.hidden,
+        depth=args.depth,
+        progress=not args.no_progress,
+    )
+    final = result.metrics["final"]
+    print(
+        f"ELBO per datapoint {final['elbo']:.3f} (reconstruction {final['reconstruction']:.3f},"
+        f" KL {final['kl']:.3f})"
+    )
+    if "phase_correlation" in result.metrics:
+        print(f"circular correlation with the true phase: {result.metrics['phase_correlation']}")
+    if result.metrics["history"]["stopped"]:
+        print(f"training stopped early: {result.metrics['history']['stopped']}")
+    for path in (result.checkpoint, result.metrics_path, result.plot_path):
         print(f"wrote {path}")
     return 0
 
@@ -62,4 +127,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unrecognized arguments for {args.command!r}: {' '.join(rest)}")
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: exists and is not a folder")
-    return _demo(args)
+    try:
+        return _demo(args) if args.command == "demo" else _train(args)
+    except ValueError as error:
+        parser.error(str(error))

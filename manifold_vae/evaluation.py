@@ -5,7 +5,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-__all__ = ["circular_correlation"]
+from .vae import VAE
+
+__all__ = ["circular_correlation", "phase_recovery", "recovered_angles"]
 
 
 def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
@@ -44,3 +46,52 @@ def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
     den_a = (s * s).sum() * (c * c).sum() - (s * c).sum() ** 2
     den_b = (t * t).sum() * (d * d).sum() - (t * d).sum() ** 2
     return num / torch.sqrt(den_a * den_b)
+
+
+@torch.no_grad()
+def recovered_angles(vae: VAE, data: Tensor) -> Tensor:
+    """Angles of the encoded data in each plane of the latent embedding.
+
+    The posterior locations are embedded (``latent.to_point``), centred on their mean, and each
+    consecutive coordinate pair gives one angle by ``atan2``: the angle itself on the circle, one
+    angle per factor on tori, and the angle around the centre of the encoded loop in R^2.
+
+    Returns
+    -------
+    Tensor, shape=[N, ambient_dim // 2]
+    """
+    vae.eval()
+    points = vae.latent.to_point(vae.latent.posterior_location(vae.encode(data))).double()
+    if points.shape[-1] < 2:
+        raise ValueError(f"{vae.latent!r} embeds in fewer than 2 dimensions: no angle to recover")
+    points = points - points.mean(0)
+    pairs = points[:, : 2 * (points.shape[-1] // 2)].unflatten(-1, (-1, 2))
+    return torch.atan2(pairs[..., 1], pairs[..., 0])
+
+
+def phase_recovery(vae: VAE, data: Tensor, true_angles: Tensor) -> Tensor:
+    """Absolute circular correlation of each true angle with its best recovered angle.
+
+    Parameters
+    ----------
+    vae : VAE
+        A trained model.
+    data : Tensor, shape=[N, *data_shape]
+        Datapoints.
+    true_angles : Tensor, shape=[N, k]
+        The angles that generated them.
+
+    Returns
+    -------
+    Tensor, shape=[k]
+        For each true angle, the largest ``|circular_correlation|`` over the recovered angles.
+    """
+    recovered = recovered_angles(vae, data)
+    true_angles = true_angles.reshape(len(data), -1).double().cpu()
+    corr = torch.stack(
+        [
+            torch.stack([circular_correlation(t, r).abs() for r in recovered.cpu().T])
+            for t in true_angles.T
+        ]
+    )
+    return corr.max(dim=1).values

@@ -35,7 +35,7 @@ class Likelihood(nn.Module, abc.ABC):
 
     @abc.abstractmethod
     def forward(self, output: Tensor) -> dist.Distribution:
-        """Distribution with ``event_shape == data_shape`` from decoder outputs ``(..., *data_shape)``."""
+        """Distribution with ``event_shape == data_shape`` from outputs ``(..., *data_shape)``."""
 
     def validate_data(self, data: Tensor) -> None:
         """Raise ``ValueError`` if ``data`` cannot be modelled (shape, dtype, finiteness)."""
@@ -115,7 +115,8 @@ class GaussianLearnedScale(Likelihood):
 
     def __init__(self, init_sigma: float = 1.0, shared: bool = False) -> None:
         super().__init__()
-        if not (isinstance(init_sigma, (int, float)) and math.isfinite(init_sigma) and init_sigma > 0):
+        valid = isinstance(init_sigma, (int, float)) and math.isfinite(init_sigma)
+        if not (valid and init_sigma > 0):
             raise ValueError(f"init_sigma must be a positive finite number, got {init_sigma!r}")
         self.init_sigma = float(init_sigma)
         self.shared = bool(shared)

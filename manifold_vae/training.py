@@ -144,9 +144,18 @@ def fit(
                     return history
                 optimizer.step()
                 weight = batch.shape[0]
-                totals += weight * torch.stack(
-                    [loss.detach(), terms.reconstruction.detach().mean(), terms.kl.detach().mean()]
-                ).cpu().double()
+                totals += (
+                    weight
+                    * torch.stack(
+                        [
+                            loss.detach(),
+                            terms.reconstruction.detach().mean(),
+                            terms.kl.detach().mean(),
+                        ]
+                    )
+                    .cpu()
+                    .double()
+                )
             totals /= n
             history.loss.append(totals[0].item())
             history.reconstruction.append(totals[1].item())

@@ -2,7 +2,7 @@ r"""The generic VAE: one model for every latent manifold.
 
 .. math::
 
-    \mathrm{ELBO}(x) = E_{q(z \mid x)}[\log p(x \mid z)] - \beta\,\mathrm{KL}(q(z \mid x) \,\|\, p(z)),
+    \mathrm{ELBO}(x) = E_{q(z|x)}[\log p(x \mid z)] - \beta\,\mathrm{KL}(q(z|x) \| p(z)),
 
 with prior :math:`p(z)` and posterior family :math:`q` supplied by the latent manifold, the
 likelihood :math:`p(x \mid z)` by a :class:`~manifold_vae.likelihoods.Likelihood` applied to the
@@ -80,7 +80,9 @@ class VAE(nn.Module):
             raise ValueError(f"likelihood must be a Likelihood, got {type(likelihood).__name__}")
         data_shape = torch.Size(data_shape)
         if len(data_shape) == 0 or any(s < 1 for s in data_shape):
-            raise ValueError(f"data_shape must be a non-empty shape of positive sizes, got {data_shape}")
+            raise ValueError(
+                f"data_shape must be a non-empty shape of positive sizes, got {data_shape}"
+            )
         self.latent = latent
         self.data_shape = data_shape
         self.likelihood = likelihood
@@ -89,16 +91,24 @@ class VAE(nn.Module):
         self.depth = depth
         self.activation = activation
         self.custom_networks = encoder is not None or decoder is not None
-        self.encoder = encoder if encoder is not None else DenseNetwork(
-            tuple(data_shape), (latent.posterior_params,), self.hidden, depth, activation
+        self.encoder = (
+            encoder
+            if encoder is not None
+            else DenseNetwork(
+                tuple(data_shape), (latent.posterior_params,), self.hidden, depth, activation
+            )
         )
-        self.decoder = decoder if decoder is not None else DenseNetwork(
-            (latent.ambient_dim,), tuple(data_shape), self.hidden, depth, activation
+        self.decoder = (
+            decoder
+            if decoder is not None
+            else DenseNetwork(
+                (latent.ambient_dim,), tuple(data_shape), self.hidden, depth, activation
+            )
         )
 
     # --- the two halves ------------------------------------------------------------------
     def encode(self, x: Tensor) -> Distribution:
-        """Posterior :math:`q(z \\mid x)` over latent coordinates, batch ``(N,)``, event ``(dim,)``."""
+        """Posterior :math:`q(z|x)` over latent coordinates, batch ``(N,)``, event ``(dim,)``."""
         return self.latent.posterior(self.encoder(x))
 
     def decode(self, z: Tensor) -> Distribution:
@@ -135,6 +145,7 @@ class VAE(nn.Module):
         Parameters
         ----------
         x : Tensor, shape=[N, *data_shape]
+            Datapoints.
         num_samples : int
             Latent samples :math:`L` for the reconstruction term.
         beta : float

@@ -35,7 +35,7 @@ def _check_dim(dim: int) -> None:
 
 
 def sinusoid_mean(phase: Tensor, dim: int = 25) -> Tensor:
-    r"""The noiseless datapoint :math:`F(\varphi)` of Eq. 5.1 for phases ``(...,)``: ``(..., dim)``."""
+    r"""The noiseless datapoint :math:`F(\varphi)` (Eq. 5.1): phases ``(...,)`` to ``(..., D)``."""
     _check_dim(dim)
     j = torch.arange(1, dim + 1, dtype=phase.dtype, device=phase.device)
     return torch.sin(2.0 * math.pi * j / dim + phase.unsqueeze(-1))
@@ -60,6 +60,8 @@ def sinusoids(
         Standard deviation :math:`\sigma \ge 0` of the Gaussian noise (thesis: 0.01, 0.1, 1).
     seed : int
         Seed of phases and noise (the global RNG is not touched).
+    dtype : torch.dtype
+        Of the returned tensors.
     """
     if n < 1:
         raise ValueError(f"n must be a positive number of datapoints, got {n}")
@@ -71,8 +73,13 @@ def sinusoids(
     return LatentDataset(x.to(dtype), phase.unsqueeze(-1).to(dtype), f"X_{noise:g} (D={dim})")
 
 
-def sinusoids_grid(n: int = 100, dim: int = 25, dtype: torch.dtype = torch.float32) -> LatentDataset:
+def sinusoids_grid(
+    n: int = 100, dim: int = 25, dtype: torch.dtype = torch.float32
+) -> LatentDataset:
     r"""The visualisation set :math:`X_{Vis}` (Eqs. 5.4-5.5): noiseless, ``n`` regular phases."""
     phase = -math.pi + 2.0 * math.pi * torch.arange(n, dtype=torch.float64) / n
-    return LatentDataset(sinusoid_mean(phase, dim).to(dtype), phase.unsqueeze(-1).to(dtype),
-                         f"X_Vis (D={dim}, {n} phases)")
+    return LatentDataset(
+        sinusoid_mean(phase, dim).to(dtype),
+        phase.unsqueeze(-1).to(dtype),
+        f"X_Vis (D={dim}, {n} phases)",
+    )

@@ -105,7 +105,7 @@ class LatentManifold(abc.ABC):
 
     @abc.abstractmethod
     def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> Distribution:
-        r"""Heat kernel :math:`\partial_t p = \Delta_g p` of the manifold's metric, over coordinates.
+        r"""Heat kernel (:math:`\partial_t p = \Delta_g p` for the metric) over coordinates.
 
         Its ``log_prob`` is with respect to the coordinates' Lebesgue measure.
         """
@@ -223,4 +223,3 @@ def manifold_from_spec(spec: dict[str, Any]) -> LatentManifold:
             f"unknown manifold spec {spec!r}; registered: {sorted(_REGISTRY)}"
         ) from error
     return cls(**spec.get("kwargs", {}))
-

@@ -1,4 +1,4 @@
-"""The ``manifold-vae`` command line: ``demo`` and ``bench``, and clear argument errors."""
+"""The ``manifold-vae`` command line: demo, train and bench, and clear argument errors."""
 
 from __future__ import annotations
 
@@ -12,14 +12,57 @@ from manifold_vae import __version__
 from manifold_vae.cli import main
 
 
-def test_demo_writes_the_tour(tmp_path, capsys):
+def test_demo_writes_the_tour_and_two_trained_models(tmp_path, capsys):
     out = tmp_path / "demo"
-    assert main(["demo", "--out", str(out)]) == 0
+    assert main(["demo", "--out", str(out), "--epochs", "1", "--n", "64"]) == 0
     printed = capsys.readouterr().out
     for name in ("density_table.md", "heat_kernel.png", "tour.json"):
-        assert (out / name).is_file()
-        assert f"wrote {out / name}" in printed
-    assert "| t |" in printed
+        assert (out / "distributions" / name).is_file()
+    for model in ("circle", "euclidean-2"):
+        for name in ("model.pt", "metrics.json", "latent.png"):
+            assert (out / model / name).is_file()
+        metrics = json.loads((out / model / "metrics.json").read_text())
+        assert metrics["epochs"] == 1 and len(metrics["phase_correlation"]) == 1
+    assert "| t |" in printed and "| circle |" in printed and "| euclidean-2 |" in printed
+    assert (out / "summary.md").read_text().count("|") > 10
+
+
+@pytest.mark.parametrize("latent", ["euclidean:3", "circle", "flat-torus:2", "clifford-torus"])
+def test_train_end_to_end(tmp_path, capsys, latent):
+    out = tmp_path / "run"
+    argv = ["train", "--latent", latent, "--epochs", "2", "--n", "64", "--out", str(out)]
+    assert main([*argv, "--no-progress", "--seed", "3"]) == 0
+    printed = capsys.readouterr().out
+    assert "ELBO per datapoint" in printed
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["epochs"] == 2 and metrics["seed"] == 3
+    assert metrics["latent"]["name"] == latent.partition(":")[0]
+    from manifold_vae.vae import VAE
+
+    vae = VAE.load(out / "model.pt")
+    assert repr(vae.latent).startswith(
+        {
+            "euclidean": "Euclidean",
+            "circle": "Circle",
+            "flat-torus": "FlatTorus",
+            "clifford-torus": "CliffordTorus",
+        }[latent.partition(":")[0]]
+    )
+    assert (out / "latent.png").stat().st_size > 5000
+
+
+def test_train_on_a_npy_file_with_a_bernoulli_likelihood(tmp_path, capsys):
+    import numpy as np
+
+    path = tmp_path / "images.npy"
+    rng = np.random.default_rng(0)
+    np.save(path, rng.uniform(size=(50, 1, 4, 4)).astype(np.float32))
+    out = tmp_path / "run"
+    argv = ["train", "--data", str(path), "--likelihood", "bernoulli", "--epochs", "1"]
+    assert main([*argv, "--out", str(out), "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert "phase_correlation" not in metrics  # no true latent for a user's file
+    assert metrics["likelihood"]["name"] == "bernoulli"
 
 
 def test_bench_delegates_to_the_benchmark(tmp_path, capsys):
@@ -38,7 +81,12 @@ def test_bench_delegates_to_the_benchmark(tmp_path, capsys):
         (["train-everything"], "invalid choice: 'train-everything'"),
         (["demo"], "required: --out"),
         (["demo", "--out", "x", "--bogus"], "unrecognized arguments for 'demo': --bogus"),
-        (["demo", "--out", "x", "--seed", "one"], "invalid int value: 'one'"),
+        (["demo", "--out", "x", "--epochs", "one"], "invalid int value: 'one'"),
+        (["train", "--out", "x", "--latent", "sphere"], "unknown latent 'sphere'"),
+        (["train", "--out", "x", "--latent", "circle:3"], "takes no argument"),
+        (["train", "--out", "x", "--data", "missing.npy"], "does not exist"),
+        (["train", "--out", "x", "--data", "table.csv"], "must be 'sinusoids' or a .npy"),
+        (["train", "--out", "x", "--sigma-x", "-1"], "sigma must be a positive"),
         (["bench", "--dtype", "float16"], "manifold-vae bench: error: argument --dtype"),
         (["bench", "--n", "0"], "--n and --repeats must be positive"),
     ],
