@@ -39,6 +39,7 @@ lint: $(STAMP)
 
 bench: $(STAMP)
 	$(PY) -m distributions.benchmark --out results/bench/distributions.json
+	$(PY) -m manifold_vae.benchmark --out results/bench/vae_step.json
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis .ruff_cache *.egg-info
