@@ -177,9 +177,7 @@ def test_circle_log_prob_float32_matches_float64():
     assert torch.isfinite(lp32).all()
     # float32(-pi) lies just below float64's -pi: evaluate without validation in float64.
     value64 = value32.double().requires_grad_()
-    lp64 = CircleHeatKernel(loc32.double(), time32.double(), validate_args=False).log_prob(
-        value64
-    )
+    lp64 = CircleHeatKernel(loc32.double(), time32.double(), validate_args=False).log_prob(value64)
     (slope,) = torch.autograd.grad(lp64.sum(), value64)
     lp64 = lp64.detach()
     errors = _scaled_errors(lp32.double(), lp64)
@@ -309,7 +307,9 @@ HARD_KL_CASES = [
 ]
 
 
-@pytest.mark.parametrize("case", HARD_KL_CASES, ids=lambda c: "loc1={}-t1={}-loc2={}-t2={}".format(*c))
+@pytest.mark.parametrize(
+    "case", HARD_KL_CASES, ids=lambda c: "loc1={}-t1={}-loc2={}-t2={}".format(*c)
+)
 def test_kl_heat_heat_against_mpmath(case):
     expected = float(reference.circle_kl(*case))
     loc1, time1, loc2, time2 = (torch.tensor(x, dtype=F64) for x in case)

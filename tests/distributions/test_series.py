@@ -36,7 +36,7 @@ def _t(x: float) -> torch.Tensor:
 
 
 def _window_rule(time: float, panels: int = 64, nodes: int = 16) -> tuple[torch.Tensor, ...]:
-    """Composite Gauss-Legendre offsets ``x`` and weights on ``[-w, w]``, ``w = min(pi, 14 sigma)``."""
+    """Composite Gauss-Legendre offsets and weights on ``[-w, w]``, ``w = min(pi, 14 sigma)``."""
     half = min(math.pi, 14.0 * math.sqrt(2.0 * time))
     gx, gw = np.polynomial.legendre.leggauss(nodes)
     edges = np.linspace(-half, half, panels + 1)
