@@ -34,7 +34,7 @@ def main() -> None:
     pyro.set_rng_seed(args.seed)
     pyro.clear_param_store()
     data = sinusoids(n=1000, noise=0.1, seed=args.seed).data
-    vae = VAE(Circle(), data_shape=(25,), likelihood=Gaussian(sigma=0.1))
+    vae = VAE(Circle(), data_shape=(25,), likelihood=Gaussian(sigma=0.1), hidden=64)
     svi = SVI(vae.model, vae.guide, Adam({"lr": 3e-3}), loss=TraceMeanField_ELBO())
     generator = torch.Generator().manual_seed(args.seed)
     for step in range(1, args.steps + 1):

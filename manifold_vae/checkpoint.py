@@ -117,7 +117,7 @@ def load_vae(path: str | os.PathLike, map_location: str | torch.device | None = 
         )
         vae.to(getattr(torch, header["dtype"]))
         vae.load_state_dict(header["state_dict"])
-    except (KeyError, TypeError, RuntimeError, AttributeError) as error:
+    except (KeyError, TypeError, RuntimeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path} is a damaged manifold-vae checkpoint: {error}") from error
     if map_location is not None:
         vae.to(map_location)

@@ -160,11 +160,17 @@ def train_job(
     return TrainResult(vae, metrics, checkpoint, metrics_path, plot_path)
 
 
+#: Hidden units of the demo's networks. The thesis's floor(D/3) = 8 units reach a circular
+#: correlation of only 0.96-0.998 in a few dozen epochs (it trained for 1e5); 64 reach >= 0.99.
+DEMO_HIDDEN = 64
+
+
 def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = True) -> dict:
     """``make demo``: the distribution tour, then a circle VAE and an R^2 VAE on sinusoids.
 
     Both VAEs are trained on the same ``n`` noisy sinusoids (thesis Sec. 5.1, noise 0.1,
-    :math:`\\sigma_X = 0.1`); each writes its checkpoint, metrics and latent plot into a subfolder,
+    :math:`\\sigma_X = 0.1`, two hidden layers of :data:`DEMO_HIDDEN` units); each writes its
+    checkpoint, metrics and latent plot into a subfolder,
     and a summary table of both is printed and written to ``summary.md``.
     """
     from .tour import run_tour
@@ -178,7 +184,8 @@ def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = 
         ("euclidean-2", manifold_from_spec({"name": "euclidean", "kwargs": {"dim": 2}})),
     ):
         result = train_job(
-            latent, dataset, Gaussian(0.1), out / name, epochs=epochs, progress=progress
+            latent, dataset, Gaussian(0.1), out / name, epochs=epochs, hidden=DEMO_HIDDEN,
+            progress=progress,
         )
         m = result.metrics
         rows.append(
@@ -191,7 +198,8 @@ def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = 
             )
         )
     lines = [
-        f"# Demo: VAEs on {dataset.name}, sigma_X = 0.1, {epochs} epochs",
+        f"# Demo: VAEs on {dataset.name}, sigma_X = 0.1, {epochs} epochs, "
+        f"2 x {DEMO_HIDDEN} hidden units, lr 3e-3, batch 64, seed 0",
         "",
         "| latent | ELBO per datapoint | KL | abs. circular correlation, true phase | seconds |",
         "|---|---:|---:|---:|---:|",

@@ -125,19 +125,26 @@ def fit(
             order = torch.randperm(n, generator=generator).to(device)
             for start in range(0, n, batch_size):
                 batch = data[order[start : start + batch_size]]
-                terms = vae.elbo(batch, num_samples=num_samples, beta=beta)
-                loss = -terms.elbo.mean()
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                finite = torch.isfinite(loss) and all(
-                    torch.isfinite(p.grad).all() for p in vae.parameters() if p.grad is not None
-                )
-                if not finite:
+                problem = None
+                try:
+                    terms = vae.elbo(batch, num_samples=num_samples, beta=beta)
+                except ValueError as error:  # invalid posterior parameters (e.g. infinite time)
+                    problem = ("invalid distribution parameters", str(error))
+                else:
+                    loss = -terms.elbo.mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    finite = torch.isfinite(loss) and all(
+                        torch.isfinite(p.grad).all() for p in vae.parameters() if p.grad is not None
+                    )
+                    if not finite:
+                        problem = ("non-finite loss or gradient", f"loss {loss.item()}")
+                if problem is not None:
                     vae.load_state_dict(good_state)
                     optimizer.load_state_dict(good_optim)
                     history.stopped = (
-                        f"non-finite loss or gradient in epoch {epoch + 1} (loss {loss.item()}); "
-                        f"parameters restored to the end of epoch {epoch}"
+                        f"{problem[0]} in epoch {epoch + 1} ({problem[1]}); parameters restored "
+                        f"to the end of epoch {epoch}"
                     )
                     warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
                     vae.eval()

@@ -1,5 +1,6 @@
 """Latent manifolds: R^d, the circle, flat tori and the Clifford torus, and the protocol."""
 
+from .._geomstats import load_geomstats
 from .base import (
     LatentManifold,
     PointDistribution,
@@ -17,6 +18,7 @@ __all__ = [
     "FlatTorus",
     "LatentManifold",
     "PointDistribution",
+    "load_geomstats",
     "manifold_from_spec",
     "register_manifold",
     "registered_manifolds",
