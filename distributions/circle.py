@@ -12,7 +12,7 @@ from torch.distributions.utils import broadcast_all
 
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
-from ._series import circle_kl_to_uniform, circle_log_density
+from ._series import circle_kl_to_uniform, circle_log_prob
 
 __all__ = ["CircleHeatKernel", "CircleUniform"]
 
@@ -119,7 +119,7 @@ class CircleHeatKernel(TorchDistribution):
         """
         if self._validate_args:
             self._validate_sample(value)
-        return circle_log_density(wrap_angle(value - self.loc), self.time)
+        return circle_log_prob(value, self.loc, self.time)
 
     def entropy(self) -> Tensor:
         r"""Exact differential entropy :math:`H = \log 2\pi - \mathrm{KL}(p \| u)`."""

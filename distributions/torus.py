@@ -9,7 +9,7 @@ from torch.distributions import constraints
 
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
-from ._series import circle_kl_to_uniform, circle_log_density
+from ._series import circle_kl_to_uniform, circle_log_prob
 
 __all__ = ["TorusHeatKernel", "TorusUniform"]
 
@@ -106,7 +106,7 @@ class TorusHeatKernel(TorchDistribution):
         """
         if self._validate_args:
             self._validate_sample(value)
-        return circle_log_density(wrap_angle(value - self.loc), self.time).sum(-1)
+        return circle_log_prob(value, self.loc, self.time).sum(-1)
 
     def entropy(self) -> Tensor:
         """Exact entropy: the sum of the factors' entropies."""
