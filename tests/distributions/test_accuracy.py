@@ -1,8 +1,9 @@
 """Accuracy of the heat kernels against high-precision (mpmath) references.
 
-Measured on the grids below (float64, ``eps = 2**-52``): ``log_prob`` is within about 2 eps of
-``max(1, |log p|)``; the KL to the uniform distribution within about 20 eps relative; the KL
-between two heat kernels within about 10 eps of ``max(1, KL)``. The assertions use the
+Measured on the grids below (float64, ``eps = 2**-52``): ``log_prob`` is within 2.5 eps of
+``max(1, |log p|)`` when ``loc = 0`` and within 11 eps otherwise (the rounding of
+``value - loc``, see below); the KL to the uniform distribution within 4 eps relative; the KL
+between two heat kernels within 11 eps of ``max(1, KL)``. The assertions use the
 thresholds of the specification (``1e-12``, ``1e-13``, ``1e-10``), far above what is measured
 but far below any real defect (a dropped winding or Fourier term, a wrong regime switch, the
 thesis's missing factor 2 are all visible at the 1e-3 level or above).
@@ -35,6 +36,9 @@ TIMES = [
     0.06,
     0.1,
     0.5,
+    0.6,
+    0.75,
+    0.9,
     1.0,
     math.nextafter(1.5, 0.0),
     1.5,
@@ -113,15 +117,16 @@ def test_circle_log_prob_float64_against_mpmath(circle_grid):
     actual = CircleHeatKernel(loc, time, validate_args=True).log_prob(value)
     errors = _scaled_errors(actual, expected)
     worst = int(errors.argmax())
-    # Measured: about 2 eps. The specification's threshold is 1e-12 (~4500 eps).
+    # Measured: 2.5 eps at loc = 0, 11 eps overall. The specification's threshold is 1e-12
+    # (~4500 eps).
     assert errors.max() <= 1e-12, (
         f"worst error {errors.max() / EPS64:.1f} eps at value={value[worst].item()!r}, "
         f"loc={loc[worst].item()!r}, time={time[worst].item()!r}"
     )
     # Regression guards on the measured accuracy. With loc = 0 the angle reaches the series
-    # exactly and the error is ~2 eps. Otherwise ``value - loc`` (|.| up to ~6) and the float64
+    # exactly and the error is ~2.5 eps. Otherwise ``value - loc`` (|.| up to ~6) and the float64
     # 2 pi of the wrap are rounded (~7e-16 absolute), which the log density amplifies by its
-    # condition number 2 |value - loc| / |theta|: measured 13 eps at value = -2.88, loc = 3.1
+    # condition number 2 |value - loc| / |theta|: measured 11 eps at value = -2.88, loc = 3.1
     # (theta = 0.3). That is the conditioning of the problem, not of the series.
     at_zero = loc == 0
     assert errors[at_zero].max() <= 4 * EPS64, f"{errors[at_zero].max() / EPS64:.1f} eps"
@@ -156,7 +161,7 @@ def test_torus_log_prob_float64_is_sum_of_exact_factors():
     assert actual.shape == (len(keep),)
     errors = _scaled_errors(actual, expected)
     assert errors.max() <= 1e-12, f"{errors.max() / EPS64:.1f} eps"
-    assert errors.max() <= 16 * EPS64, f"{errors.max() / EPS64:.1f} eps"
+    assert errors.max() <= 32 * EPS64, f"{errors.max() / EPS64:.1f} eps"
 
 
 def test_circle_log_prob_float32_matches_float64():
@@ -166,7 +171,7 @@ def test_circle_log_prob_float32_matches_float64():
     asserted 4 eps32), and the rounding of ``wrap(value - loc)`` in float32 (``value - loc``
     and float32's 2 pi carry ~2e-7 absolute error at |value - loc| ~ 6), propagated by the
     slope ``|d log p / d theta|``: measured 18 eps32 of ``max(1, |log p|)`` at value = -2.88,
-    loc = 3.1, t = 0.01, a quarter of the bound ``eps32 |value - loc| |d log p / d theta|``
+    loc = 3.1, t = 0.01, half of the bound ``eps32 |value - loc| |d log p / d theta|``
     allowed for it.
     """
     value, loc, time = _grid()
@@ -192,8 +197,9 @@ def test_circle_log_prob_float32_matches_float64():
 # ---------------------------------------------------------------------------------------------
 # Entropy and KL to the uniform distribution
 
-#: Both sides of the regime switches at 0.06 and 2.5, the hard trapezoid point 0.19, large t.
-KL_TIMES = [1e-8, 1e-3, 0.03, 0.059, 0.061, 0.19, 0.5, 1.5, 2.49, 2.51, 5.0, 20.0, 50.0, 100.0]
+#: Both sides of the regime switches at 0.06 and 2.5 (0.1: the Gaussian form would be off by
+#: 1e-10 there), the hard trapezoid point 0.19, large t.
+KL_TIMES = [1e-8, 1e-3, 0.03, 0.059, 0.061, 0.1, 0.19, 0.5, 1.5, 2.49, 2.51, 5.0, 20.0, 50.0, 100.0]
 
 
 def _kl_to_uniform_reference(time: float) -> mp.mpf:
@@ -243,7 +249,7 @@ def test_kl_to_uniform_relative_accuracy(kl_reference):
     kl = kl_divergence(CircleHeatKernel(torch.zeros_like(time), time), CircleUniform())
     rel = (kl - kl_reference).abs() / kl_reference
     worst = int(rel.argmax())
-    # Measured: at most ~20 eps (4e-15 near t = 1.5, in the trapezoid regime).
+    # Measured: at most 3.3 eps (t = 0.1).
     assert rel.max() <= 1e-13, f"relative error {rel.max():.2e} at t={KL_TIMES[worst]}"
     assert (kl > 0).all()
 
@@ -272,7 +278,10 @@ def test_kl_to_uniform_at_extreme_times():
 
 
 def test_kl_to_uniform_float32():
-    """float32 KL within 16 eps32 relative wherever the KL is a normal float32 (t < ~40)."""
+    """float32 KL within 8 eps32 relative wherever the KL is a normal float32 (t < ~40).
+
+    Measured: 1.4 eps32. (Beyond t ~ 44 the KL, ~exp(-2t), is subnormal in float32.)
+    """
     time = torch.tensor([t for t in KL_TIMES if t < 40])
     kl32 = kl_divergence(CircleHeatKernel(torch.zeros_like(time), time), CircleUniform())
     assert kl32.dtype == torch.float32
@@ -280,7 +289,7 @@ def test_kl_to_uniform_float32():
         CircleHeatKernel(torch.zeros_like(time, dtype=F64), time.double()), CircleUniform()
     )
     rel = (kl32.double() - kl64).abs() / kl64
-    assert rel.max() <= 16 * EPS32, f"{rel.max() / EPS32:.1f} eps32"
+    assert rel.max() <= 8 * EPS32, f"{rel.max() / EPS32:.1f} eps32"
 
 
 # ---------------------------------------------------------------------------------------------
@@ -314,7 +323,7 @@ def test_kl_heat_heat_against_mpmath(case):
     expected = float(reference.circle_kl(*case))
     loc1, time1, loc2, time2 = (torch.tensor(x, dtype=F64) for x in case)
     kl = kl_divergence(CircleHeatKernel(loc1, time1), CircleHeatKernel(loc2, time2))
-    # Measured: within 3e-15 of max(1, KL) on these cases.
+    # Measured: within 2.4e-15 of max(1, KL) on these cases and the slow grid.
     assert abs(kl.item() - expected) <= 1e-10 * max(1.0, expected), (kl.item(), expected)
 
 
@@ -332,11 +341,11 @@ def test_kl_heat_heat_equal_parameters_is_zero(loc, time):
 
 
 def _slow_kl_cases() -> list[tuple[float, float, float, float]]:
-    """40 cases: times spread over [1e-8, 1e4] and offsets including the antipode."""
+    """32 cases: times spread over [1e-8, 1e4] and offsets including the antipode."""
     times = [1e-8, 1e-5, 1e-2, 0.2, 1.4, 1.6, 4.0, 30.0, 1e3, 1e4]
     offsets = [0.0, 1e-7, 1.3, -2.9, math.pi]
     cases = []
-    for i in range(40):
+    for i in range(32):
         t1 = times[i % len(times)]
         t2 = times[(3 * i + 1) % len(times)]
         d = offsets[i % len(offsets)]

@@ -18,13 +18,7 @@ from hypothesis import strategies as st
 
 from distributions import CircleHeatKernel, TorusHeatKernel
 from distributions._angles import wrap_angle
-from distributions._series import (
-    FOURIER_TERMS,
-    SWITCH_TIME,
-    WINDINGS,
-    _log_fourier,
-    _log_winding,
-)
+from distributions._series import _log_fourier, _log_winding
 from distributions.testing import angles, locs, times, torus_heat_kernels
 
 F64 = torch.float64
@@ -59,10 +53,6 @@ def _winding_bound(time: torch.Tensor) -> torch.Tensor:
 def _fourier_bound(time: torch.Tensor) -> torch.Tensor:
     """Truncation bound of the Fourier part (modes ``m > 5``), absolute in ``2 pi p``."""
     return 2 * torch.exp(-36 * time) / (1 - torch.exp(-13 * time))
-
-
-def test_series_constants():
-    assert (WINDINGS, FOURIER_TERMS, SWITCH_TIME) == (2, 5, 1.5)
 
 
 def test_series_agree_where_both_converge():
