@@ -184,7 +184,12 @@ def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = 
         ("euclidean-2", manifold_from_spec({"name": "euclidean", "kwargs": {"dim": 2}})),
     ):
         result = train_job(
-            latent, dataset, Gaussian(0.1), out / name, epochs=epochs, hidden=DEMO_HIDDEN,
+            latent,
+            dataset,
+            Gaussian(0.1),
+            out / name,
+            epochs=epochs,
+            hidden=DEMO_HIDDEN,
             progress=progress,
         )
         m = result.metrics

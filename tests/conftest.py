@@ -20,6 +20,11 @@ settings.register_profile(
 settings.register_profile("dev", max_examples=200, deadline=None)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
+# Under pytest-xdist every worker is a process of its own: one intra-op thread each keeps the
+# workers from oversubscribing the cores (tiny tensors gain nothing from threads anyway).
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    torch.set_num_threads(1)
+
 
 @pytest.fixture(autouse=True)
 def _seed_and_check_global_state():
