@@ -13,6 +13,7 @@ from torch.distributions.utils import broadcast_all
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
 from ._series import circle_kl_to_uniform, circle_log_prob
+from ._summaries import WrappedNormalSummaries
 
 __all__ = ["CircleHeatKernel", "CircleUniform"]
 
@@ -23,7 +24,7 @@ def _shape_repr(name: str, value: Tensor) -> str:
     return f"{name}: {tuple(value.shape)}"
 
 
-class CircleHeatKernel(TorchDistribution):
+class CircleHeatKernel(WrappedNormalSummaries, TorchDistribution):
     r"""Heat kernel on the unit circle: the wrapped normal with variance :math:`2t`.
 
     The density of the angle :math:`\theta \in [-\pi, \pi)` with respect to its Lebesgue
@@ -124,30 +125,6 @@ class CircleHeatKernel(TorchDistribution):
     def entropy(self) -> Tensor:
         r"""Exact differential entropy :math:`H = \log 2\pi - \mathrm{KL}(p \| u)`."""
         return LOG_2PI - circle_kl_to_uniform(self.time)
-
-    @property
-    def mean_direction(self) -> Tensor:
-        r"""Circular mean direction :math:`\arg E e^{i\theta} = \mu`, wrapped to [-pi, pi)."""
-        return wrap_angle(self.loc)
-
-    @property
-    def mean_resultant_length(self) -> Tensor:
-        r"""Mean resultant length :math:`|E e^{i\theta}| = e^{-t}`."""
-        return torch.exp(-self.time)
-
-    @property
-    def mean(self) -> Tensor:
-        """The circular mean direction (as for ``torch.distributions.VonMises``)."""
-        return self.mean_direction
-
-    @property
-    def mode(self) -> Tensor:
-        return self.mean_direction
-
-    @property
-    def variance(self) -> Tensor:
-        r"""Circular variance :math:`1 - e^{-t}` (as for ``torch.distributions.VonMises``)."""
-        return -torch.expm1(-self.time)
 
     def __repr__(self) -> str:
         return (

@@ -10,13 +10,14 @@ from torch.distributions import constraints
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
 from ._series import circle_kl_to_uniform, circle_log_prob
+from ._summaries import WrappedNormalSummaries
 
 __all__ = ["TorusHeatKernel", "TorusUniform"]
 
 _angles = constraints.independent(mconstraints.angle, 1)
 
 
-class TorusHeatKernel(TorchDistribution):
+class TorusHeatKernel(WrappedNormalSummaries, TorchDistribution):
     r"""Heat kernel on the flat torus :math:`T^n`: a product of circle heat kernels.
 
     The torus is the product of :math:`n` unit circles, a point is its vector of angles in
@@ -111,29 +112,6 @@ class TorusHeatKernel(TorchDistribution):
     def entropy(self) -> Tensor:
         """Exact entropy: the sum of the factors' entropies."""
         return (LOG_2PI - circle_kl_to_uniform(self.time)).sum(-1)
-
-    @property
-    def mean_direction(self) -> Tensor:
-        """Circular mean direction of each factor, shape=[..., n]."""
-        return wrap_angle(self.loc)
-
-    @property
-    def mean_resultant_length(self) -> Tensor:
-        r"""Mean resultant length :math:`e^{-t_i}` of each factor, shape=[..., n]."""
-        return torch.exp(-self.time)
-
-    @property
-    def mean(self) -> Tensor:
-        return self.mean_direction
-
-    @property
-    def mode(self) -> Tensor:
-        return self.mean_direction
-
-    @property
-    def variance(self) -> Tensor:
-        r"""Circular variance :math:`1 - e^{-t_i}` of each factor."""
-        return -torch.expm1(-self.time)
 
     def __repr__(self) -> str:
         return (

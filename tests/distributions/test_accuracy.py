@@ -18,9 +18,8 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
-from distributions import CircleHeatKernel, CircleUniform, TorusHeatKernel
+from distributions import CircleHeatKernel, CircleUniform, TorusHeatKernel, reference
 from distributions._angles import wrap_angle
-from tests import reference
 
 F64 = torch.float64
 EPS64 = torch.finfo(torch.float64).eps
@@ -205,9 +204,9 @@ KL_TIMES = [1e-8, 1e-3, 0.03, 0.059, 0.061, 0.1, 0.19, 0.5, 1.5, 2.49, 2.51, 5.0
 def _kl_to_uniform_reference(time: float) -> mp.mpf:
     """KL to uniform in mpmath, with relative accuracy for every ``time``.
 
-    ``tests.reference.circle_kl_to_uniform`` is accurate for ``time`` up to about 40: mpmath's
-    ``quad`` stops on an *absolute* error of ``10**-40``, so for ``KL ~ exp(-2t) < 1e-40`` it
-    loses relative accuracy (1e-6 at t = 50). For ``time >= 2`` this uses the Fourier sum
+    An independent check of ``distributions.reference``: adaptive ``quad`` stops on an
+    *absolute* error of ``10**-40``, so for ``KL ~ exp(-2t) < 1e-40`` it would lose relative
+    accuracy (1e-6 at t = 50). For ``time >= 2`` this uses the Fourier sum
     ``f = 2 pi p - 1`` directly (no cancellation), ``KL = (1/2pi) int (1+f) log(1+f) - f``, with
     the integrand scaled by ``exp(2t)`` and the working precision raised by the number of
     digits that ``(1+f) log(1+f) - f ~ f^2/2`` cancels.
