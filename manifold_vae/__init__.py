@@ -9,9 +9,22 @@ live in the standalone package ``distributions``.
 
 from __future__ import annotations
 
+import importlib
 from importlib.metadata import PackageNotFoundError, version
+from typing import Any
 
-__all__ = ["__version__"]
+__all__ = ["VAE", "History", "__version__", "fit"]
+
+#: Public names loaded on first access (``manifold_vae.VAE``), so that importing the package
+#: stays cheap: name -> submodule.
+_LAZY = {"VAE": "vae", "fit": "training", "History": "training"}
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
 
 try:
     __version__: str = version("manifold-vae")

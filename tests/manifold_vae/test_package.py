@@ -1,0 +1,22 @@
+"""The top-level package exposes VAE, fit and History lazily."""
+
+from __future__ import annotations
+
+import pytest
+
+import manifold_vae
+
+
+def test_lazy_public_names():
+    from manifold_vae.training import History, fit
+    from manifold_vae.vae import VAE
+
+    assert manifold_vae.VAE is VAE
+    assert manifold_vae.fit is fit
+    assert manifold_vae.History is History
+    assert set(manifold_vae.__all__) == {"VAE", "History", "__version__", "fit"}
+
+
+def test_unknown_attribute_raises_attribute_error():
+    with pytest.raises(AttributeError, match="no attribute 'Sphere'"):
+        manifold_vae.Sphere  # noqa: B018
