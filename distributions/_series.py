@@ -196,9 +196,9 @@ def circle_log_prob(value: Tensor, loc: Tensor, time: Tensor) -> Tensor:
     r"""Exact :math:`\log p_t(\mathrm{value} \mid \mathrm{loc})` of the unit-circle heat kernel.
 
     :func:`circle_log_density` at the angle ``value - loc`` reduced modulo :math:`2\pi`. On the
-    CPU the broadcast inputs are processed in chunks of :data:`_CPU_CHUNK` elements, which keeps
-    the temporaries of the series in cache (about twice as fast for large batches); the
-    result is the same as in one piece.
+    CPU, inputs of more than :data:`_CPU_CHUNK` elements are processed in chunks of that size,
+    which keeps the temporaries of the series in cache (about twice as fast for large batches);
+    the result is the same as in one piece.
 
     Parameters
     ----------
@@ -209,20 +209,11 @@ def circle_log_prob(value: Tensor, loc: Tensor, time: Tensor) -> Tensor:
     -------
     Tensor, shape=broadcast of the inputs
     """
-    if value.device.type != "cpu":
-        return _log_density_where(reduce_angle(value - loc), time)
-    value, loc, time = torch.broadcast_tensors(value, loc, time)
-    shape = value.shape
-    if value.numel() <= _CPU_CHUNK:
-        return _log_density_masked(reduce_angle(value - loc), time)
-    value, loc, time = value.reshape(-1), loc.reshape(-1), time.reshape(-1)
-    parts = [
-        _log_density_masked(
-            reduce_angle(value[i : i + _CPU_CHUNK] - loc[i : i + _CPU_CHUNK]),
-            time[i : i + _CPU_CHUNK],
-        )
-        for i in range(0, value.numel(), _CPU_CHUNK)
-    ]
+    shape = torch.broadcast_shapes(value.shape, loc.shape, time.shape)
+    if value.device.type != "cpu" or math.prod(shape) <= _CPU_CHUNK:
+        return circle_log_density(reduce_angle(value - loc), time)
+    chunks = (x.expand(shape).reshape(-1).split(_CPU_CHUNK) for x in (value, loc, time))
+    parts = [circle_log_density(reduce_angle(x - m), t) for x, m, t in zip(*chunks, strict=True)]
     return torch.cat(parts).reshape(shape)
 
 
@@ -247,21 +238,16 @@ def _log_density_masked(theta: Tensor, time: Tensor) -> Tensor:
     shape = theta.shape
     theta, time = theta.reshape(-1), time.reshape(-1)
     fourier = time > switch
-    out = torch.empty_like(theta)
-    branches = (
-        (fourier, lambda x, t: _log_fourier(x, t, terms)),
-        (~fourier, lambda x, t: _log_winding(x, t, windings)),
-    )
     count = int(fourier.sum())
-    if count in (0, theta.numel()):  # one branch only: no indexing
-        return (
-            branches[0][1](theta, time).reshape(shape)
-            if count
-            else branches[1][1](theta, time).reshape(shape)
-        )
-    for mask, branch in branches:
-        (index,) = mask.nonzero(as_tuple=True)
-        out = out.index_put((index,), branch(theta[index], time[index]))
+    if count == 0:  # one branch only: no indexing
+        return _log_winding(theta, time, windings).reshape(shape)
+    if count == theta.numel():
+        return _log_fourier(theta, time, terms).reshape(shape)
+    out = torch.empty_like(theta)
+    (index,) = fourier.nonzero(as_tuple=True)
+    out = out.index_put((index,), _log_fourier(theta[index], time[index], terms))
+    (index,) = (~fourier).nonzero(as_tuple=True)
+    out = out.index_put((index,), _log_winding(theta[index], time[index], windings))
     return out.reshape(shape)
 
 
