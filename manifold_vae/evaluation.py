@@ -61,7 +61,7 @@ def recovered_angles(vae: VAE, data: Tensor) -> Tensor:
     Tensor, shape=[N, ambient_dim // 2]
     """
     vae.eval()
-    points = vae.latent.to_point(vae.latent.posterior_location(vae.encode(data))).double()
+    points = vae.embedded_location(data).double()
     if points.shape[-1] < 2:
         raise ValueError(f"{vae.latent!r} embeds in fewer than 2 dimensions: no angle to recover")
     points = points - points.mean(0)

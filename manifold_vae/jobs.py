@@ -14,7 +14,13 @@ import torch
 from .datasets import LatentDataset, sinusoids
 from .evaluation import phase_recovery
 from .likelihoods import Bernoulli, Gaussian, GaussianLearnedScale, Likelihood
-from .manifolds import LatentManifold, manifold_from_spec, registered_manifolds
+from .manifolds import (
+    Circle,
+    Euclidean,
+    LatentManifold,
+    manifold_from_spec,
+    registered_manifolds,
+)
 from .plots import plot_latent
 from .training import fit
 from .vae import VAE
@@ -110,10 +116,9 @@ def train_job(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     data = dataset.data
-    generator_state = torch.random.get_rng_state()
-    torch.manual_seed(seed)  # network initialisation
-    vae = VAE(latent, tuple(data.shape[1:]), likelihood, hidden=hidden, depth=depth)
-    torch.random.set_rng_state(generator_state)
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)  # network initialisation
+        vae = VAE(latent, tuple(data.shape[1:]), likelihood, hidden=hidden, depth=depth)
     checkpoint = out / "model.pt"
     start = time.perf_counter()
     history = fit(
@@ -180,8 +185,8 @@ def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = 
     dataset = sinusoids(n=n, noise=0.1, seed=0)
     rows = []
     for name, latent in (
-        ("circle", manifold_from_spec({"name": "circle"})),
-        ("euclidean-2", manifold_from_spec({"name": "euclidean", "kwargs": {"dim": 2}})),
+        ("circle", Circle()),
+        ("euclidean-2", Euclidean(2)),
     ):
         result = train_job(
             latent,

@@ -51,8 +51,7 @@ def plot_latent(
         Figure title.
     """
     vae.eval()
-    posterior = vae.encode(data)
-    points = vae.latent.to_point(vae.latent.posterior_location(posterior)).cpu().double()
+    points = vae.embedded_location(data).cpu().double()
     pairs = max(1, (points.shape[-1] + 1) // 2)
     colours = [None] if colour is None else list(colour.reshape(len(data), -1).cpu().T)
     figure = _figure(4.2 * pairs, 4.0 * len(colours))

@@ -163,6 +163,10 @@ class VAE(nn.Module):
             kl = (posterior.log_prob(z) - self.prior().log_prob(z)).mean(0)
         return ELBO(reconstruction, kl, reconstruction - beta * kl)
 
+    def embedded_location(self, x: Tensor) -> Tensor:
+        """Embedded points of the posterior locations, shape ``(N, latent.ambient_dim)``."""
+        return self.latent.to_point(self.latent.posterior_location(self.encode(x)))
+
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruction ``decode(location(encode(x))).mean``, shape ``(N, *data_shape)``."""
         return self.decode(self.latent.posterior_location(self.encode(x))).mean
