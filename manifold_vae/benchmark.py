@@ -14,12 +14,13 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
 
 import torch
+
+from distributions.benchmark import time_interleaved
 
 __all__ = ["main", "run"]
 
@@ -54,6 +55,16 @@ def _pyro_step(latent, data: torch.Tensor) -> Callable[[], None]:
     return lambda: svi.step(data)
 
 
+def _repeat(step: Callable[[], object], steps: int) -> Callable[[], None]:
+    """One timed block: ``steps`` calls of ``step``."""
+
+    def block() -> None:
+        for _ in range(steps):
+            step()
+
+    return block
+
+
 def run(batch_size: int = 64, steps: int = 200, repeats: int = 5, seed: int = 0) -> dict:
     """Median milliseconds per step of each candidate and the ratios; see the module docstring."""
     from .datasets import sinusoids
@@ -68,16 +79,9 @@ def run(batch_size: int = 64, steps: int = 200, repeats: int = 5, seed: int = 0)
             "clifford-torus (plain)": _plain_step(CliffordTorus(), data),
             "circle (pyro SVI)": _pyro_step(Circle(), data),
         }
-        for step in candidates.values():  # warm-up
-            for _ in range(5):
-                step()
-        times: dict[str, list[float]] = {name: [] for name in candidates}
-        for _ in range(repeats):
-            for name, step in candidates.items():
-                start = time.perf_counter()
-                for _ in range(steps):
-                    step()
-                times[name].append((time.perf_counter() - start) / steps * 1e3)
+        blocks = {name: _repeat(step, steps) for name, step in candidates.items()}
+        seconds = time_interleaved(blocks, repeats, torch.device("cpu"))
+    times = {name: [1e3 * s / steps for s in values] for name, values in seconds.items()}
     median = {name: statistics.median(values) for name, values in times.items()}
     base = median["euclidean-2 (plain)"]
     return {
