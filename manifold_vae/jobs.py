@@ -18,7 +18,6 @@ from .manifolds import (
     Circle,
     Euclidean,
     LatentManifold,
-    manifold_from_spec,
     registered_manifolds,
 )
 from .plots import plot_latent
@@ -30,24 +29,22 @@ __all__ = ["TrainResult", "load_data", "make_likelihood", "parse_latent", "run_d
 
 def parse_latent(text: str) -> LatentManifold:
     """A manifold from ``NAME`` or ``NAME:ARG``: ``euclidean:2``, ``circle``, ``flat-torus:3``,
-    ``clifford-torus``, or any registered manifold name."""
+    ``clifford-torus``, or any registered manifold; ``ARG`` is an integer passed as the class's
+    first constructor argument."""
     name, _, arg = text.partition(":")
     registry = registered_manifolds()
     if name not in registry:
         raise ValueError(f"unknown latent {name!r}; choose from {sorted(registry)}")
-    kwargs: dict[str, Any] = {}
-    if arg:
-        try:
-            value = int(arg)
-        except ValueError as error:
-            raise ValueError(f"latent argument must be an integer, got {arg!r}") from error
-        if name == "euclidean":
-            kwargs["dim"] = value
-        elif name == "flat-torus":
-            kwargs["n"] = value
-        else:
-            raise ValueError(f"latent {name!r} takes no argument, got {arg!r}")
-    return manifold_from_spec({"name": name, "kwargs": kwargs})
+    if not arg:
+        return registry[name]()
+    try:
+        value = int(arg)
+    except ValueError as error:
+        raise ValueError(f"latent argument must be an integer, got {arg!r}") from error
+    try:
+        return registry[name](value)
+    except TypeError as error:
+        raise ValueError(f"latent {name!r} takes no argument, got {arg!r}") from error
 
 
 def make_likelihood(name: str, sigma_x: float = 1.0) -> Likelihood:
