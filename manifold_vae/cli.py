@@ -1,4 +1,4 @@
-"""The ``manifold-vae`` command line: ``demo``, ``train`` and ``bench``."""
+"""The ``manifold-vae`` command line: ``demo``, ``train``, ``reproduce`` and ``bench``."""
 
 from __future__ import annotations
 
@@ -60,6 +60,33 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument("--device", default=None, help="e.g. cpu or cuda")
     train.add_argument("--out", type=Path, required=True, help="output folder (created)")
     train.add_argument("--no-progress", action="store_true", help="hide the progress bar")
+    repro = commands.add_parser(
+        "reproduce",
+        help="run one of the thesis's experiments and write its report",
+        description="Train the experiment's grid of models as vectorised ensembles and write "
+        "report.md (tables beside the thesis's values), figures and results.json into --out. "
+        "Experiments: table-5.1, table-7.1, chapter-6, chapter-10, chapter-11.",
+    )
+    repro.add_argument(
+        "name",
+        metavar="NAME",
+        choices=["table-5.1", "table-7.1", "chapter-6", "chapter-10", "chapter-11"],
+        help="table-5.1, table-7.1, chapter-6, chapter-10 or chapter-11",
+    )
+    repro.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    repro.add_argument(
+        "--budget",
+        default="default",
+        help="'default' (converged settings), 'tiny' (seconds) or overrides such as "
+        "'epochs=50,reps=2,n=2000'",
+    )
+    repro.add_argument(
+        "--coil20",
+        type=Path,
+        default=None,
+        help="chapter-10: folder of COIL-20's processed images (default: a rendered object)",
+    )
+    repro.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     commands.add_parser(
         "bench",
         help="throughput and accuracy benchmark (arguments of python -m distributions.benchmark)",
@@ -109,6 +136,32 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
+    import shlex
+
+    from .reproduce import reproduce
+
+    options = {}
+    if args.coil20 is not None:
+        if args.name != "chapter-10":
+            raise ValueError("--coil20 applies to chapter-10 only")
+        options["coil20"] = args.coil20
+    report = reproduce(
+        args.name,
+        args.out,
+        budget=args.budget,
+        progress=not args.no_progress,
+        command=shlex.join(["manifold-vae", *argv]),
+        **options,
+    )
+    print(f"{report.title}: {report.seconds:.0f} s")
+    print(
+        f"wrote {args.out / 'report.md'}, {args.out / 'results.json'} and "
+        f"{len(report.figures)} figures"
+    )
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the command line; return the exit status (argument errors exit with status 2).
 
@@ -117,6 +170,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv : sequence of str, optional
         Arguments without the program name (default: ``sys.argv[1:]``).
     """
+    import sys
+
+    argv = list(sys.argv[1:] if argv is None else argv)
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
@@ -128,6 +184,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.out.exists() and not args.out.is_dir():
         parser.error(f"--out {args.out}: exists and is not a folder")
     try:
+        if args.command == "reproduce":
+            return _reproduce(args, argv)
         return _demo(args) if args.command == "demo" else _train(args)
     except ValueError as error:
         parser.error(str(error))

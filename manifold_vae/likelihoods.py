@@ -13,6 +13,7 @@ from typing import Any, ClassVar
 
 import pyro.distributions as dist
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 __all__ = [
@@ -36,6 +37,29 @@ class Likelihood(nn.Module, abc.ABC):
     @abc.abstractmethod
     def forward(self, output: Tensor) -> dist.Distribution:
         """Distribution with ``event_shape == data_shape`` from outputs ``(..., *data_shape)``."""
+
+    def log_density(self, output: Tensor, x: Tensor) -> Tensor:
+        r"""The log-likelihood :math:`\log p(x \mid \mathrm{output})` of whole datapoints.
+
+        Summed over the features of a datapoint. The default is
+        ``self(output).log_prob(x)``; the built-in likelihoods override it with closed forms
+        in plain tensor code (no data-dependent control flow, no argument validation), which
+        :func:`torch.func.vmap` can map over the members of an ensemble
+        (:func:`~manifold_vae.ensemble.fit_ensemble`). A subclass used in an ensemble should
+        do the same.
+
+        Parameters
+        ----------
+        output : Tensor, shape=[*batch, *data_shape]
+            Decoder outputs.
+        x : Tensor, shape=[*batch, *data_shape]
+            Datapoints (broadcastable against ``output``).
+
+        Returns
+        -------
+        Tensor, shape=batch
+        """
+        return self(output).log_prob(x)
 
     def validate_data(self, data: Tensor) -> None:
         """Raise ``ValueError`` if ``data`` cannot be modelled (shape, dtype, finiteness)."""
@@ -68,6 +92,10 @@ class Likelihood(nn.Module, abc.ABC):
     def _event_dims(self) -> int:
         return len(self.data_shape)
 
+    def _feature_sum(self, values: Tensor) -> Tensor:
+        """Sum over the trailing ``data_shape`` dimensions: ``(*batch, *data_shape) -> batch``."""
+        return values.sum(dim=tuple(range(-self._event_dims(), 0)))
+
 
 class Gaussian(Likelihood):
     r"""Gaussian with fixed standard deviation :math:`\sigma_X` (the thesis's knob, Sec. 4.3).
@@ -86,18 +114,42 @@ class Gaussian(Likelihood):
     """
 
     name = "gaussian"
+    #: :math:`\sigma_X` as a non-persistent float64 buffer (not in ``state_dict``): it follows
+    #: ``.to(device/dtype)`` and is stacked by :func:`torch.func.stack_module_state`, so that
+    #: ensemble members with different :math:`\sigma_X` train together.
+    scale: Tensor
 
     def __init__(self, sigma: float = 1.0) -> None:
         super().__init__()
         if not (isinstance(sigma, (int, float)) and math.isfinite(sigma) and sigma > 0):
             raise ValueError(f"sigma must be a positive finite number, got {sigma!r}")
         self.sigma = float(sigma)
+        self.register_buffer(
+            "scale", torch.tensor(self.sigma, dtype=torch.float64), persistent=False
+        )
 
     def _kwargs(self) -> dict[str, Any]:
         return {"sigma": self.sigma}
 
     def forward(self, output: Tensor) -> dist.Distribution:
         return dist.Normal(output, torch.full_like(output, self.sigma)).to_event(self._event_dims())
+
+    def log_density(self, output: Tensor, x: Tensor) -> Tensor:
+        r"""Closed form :math:`-\|x - f\|^2 / (2\sigma_X^2) - \tfrac D2 \log(2\pi\sigma_X^2)`.
+
+        Parameters
+        ----------
+        output, x : Tensor, shape=[*batch, *data_shape]
+            Decoder outputs :math:`f` and datapoints (broadcastable).
+
+        Returns
+        -------
+        Tensor, shape=batch
+        """
+        variance = self.scale.to(output.dtype) ** 2
+        features = math.prod(self.data_shape)
+        squared = self._feature_sum((x - output) ** 2)
+        return -squared / (2.0 * variance) - 0.5 * features * torch.log(2.0 * math.pi * variance)
 
 
 class GaussianLearnedScale(Likelihood):
@@ -138,6 +190,25 @@ class GaussianLearnedScale(Likelihood):
         scale = self.log_sigma.to(output.dtype).exp().expand_as(output)
         return dist.Normal(output, scale).to_event(self._event_dims())
 
+    def log_density(self, output: Tensor, x: Tensor) -> Tensor:
+        r"""Closed form :math:`\sum_i -\tfrac12 (x_i - f_i)^2 e^{-2 s_i} - s_i - \tfrac12\log 2\pi`.
+
+        With :math:`s = \log\sigma` (``log_sigma``, per feature or shared).
+
+        Parameters
+        ----------
+        output, x : Tensor, shape=[*batch, *data_shape]
+            Decoder outputs :math:`f` and datapoints (broadcastable).
+
+        Returns
+        -------
+        Tensor, shape=batch
+        """
+        log_sigma = self.log_sigma.to(output.dtype)
+        residual = (x - output) * torch.exp(-log_sigma)
+        terms = -0.5 * residual**2 - log_sigma - 0.5 * math.log(2.0 * math.pi)
+        return self._feature_sum(terms)
+
 
 class Bernoulli(Likelihood):
     r"""Bernoulli on every feature with logits from the decoder: binary cross-entropy.
@@ -150,6 +221,26 @@ class Bernoulli(Likelihood):
 
     def forward(self, output: Tensor) -> dist.Distribution:
         return dist.Bernoulli(logits=output, validate_args=False).to_event(self._event_dims())
+
+    def log_density(self, output: Tensor, x: Tensor) -> Tensor:
+        r""":math:`\sum_i x_i \log s(f_i) + (1 - x_i) \log(1 - s(f_i))`, minus the cross-entropy.
+
+        Computed stably from the logits :math:`f` by
+        :func:`torch.nn.functional.binary_cross_entropy_with_logits`.
+
+        Parameters
+        ----------
+        output : Tensor, shape=[*batch, *data_shape]
+            Logits :math:`f`.
+        x : Tensor, shape=[*batch, *data_shape]
+            Data in :math:`[0, 1]` (broadcastable against ``output``).
+
+        Returns
+        -------
+        Tensor, shape=batch
+        """
+        output, x = torch.broadcast_tensors(output, x)
+        return -self._feature_sum(F.binary_cross_entropy_with_logits(output, x, reduction="none"))
 
     def validate_data(self, data: Tensor) -> None:
         super().validate_data(data)

@@ -6,6 +6,7 @@ import copy
 import math
 import os
 import warnings
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import torch
@@ -19,7 +20,7 @@ __all__ = ["History", "fit"]
 
 @dataclass
 class History:
-    """What :func:`fit` did: per-epoch means of the loss terms and why it stopped."""
+    """What :func:`fit` did (or ``fit_ensemble`` to one member): per-epoch means, why it stopped."""
 
     #: Mean negative ELBO per datapoint, one entry per completed epoch.
     loss: list[float] = field(default_factory=list)
@@ -37,6 +38,35 @@ class History:
             "kl": self.kl,
             "stopped": self.stopped,
         }
+
+
+def _check_options(epochs: int, batch_size: int, num_samples: int, lr: float) -> None:
+    """``ValueError`` for training options that :func:`fit` and ``fit_ensemble`` refuse."""
+    if epochs < 0 or batch_size < 1 or num_samples < 1:
+        raise ValueError(
+            f"need epochs >= 0, batch_size >= 1, num_samples >= 1; got {epochs}, {batch_size}, "
+            f"{num_samples}"
+        )
+    if not (lr > 0 and math.isfinite(lr)):
+        raise ValueError(f"lr must be a positive finite number, got {lr}")
+
+
+def _adam(params: Iterable[Tensor], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """The optimiser of :func:`fit` and ``fit_ensemble``: one definition for both.
+
+    Adam is elementwise, so one Adam over stacked member parameters updates each member exactly
+    as its own Adam would; torch's default implementation is chosen by device (single-tensor on
+    the CPU, ``foreach`` on CUDA), the same for both trainers on the same device.
+    """
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def _stop_message(problem: tuple[str, str], epoch: int) -> str:
+    """``History.stopped`` for a problem ``(what, detail)`` in 0-based ``epoch``."""
+    return (
+        f"{problem[0]} in epoch {epoch + 1} ({problem[1]}); parameters restored to the end of "
+        f"epoch {epoch}"
+    )
 
 
 def _resolve_device(device: str | torch.device | None, vae: VAE) -> torch.device:
@@ -97,19 +127,13 @@ def fit(
     -------
     History
     """
-    if epochs < 0 or batch_size < 1 or num_samples < 1:
-        raise ValueError(
-            f"need epochs >= 0, batch_size >= 1, num_samples >= 1; got {epochs}, {batch_size}, "
-            f"{num_samples}"
-        )
-    if not (lr > 0 and math.isfinite(lr)):
-        raise ValueError(f"lr must be a positive finite number, got {lr}")
+    _check_options(epochs, batch_size, num_samples, lr)
     vae.likelihood.validate_data(data)
     device = _resolve_device(device, vae)
     dtype = next(vae.parameters()).dtype
     vae.to(device)
     data = data.to(device=device, dtype=dtype)
-    optimizer = torch.optim.Adam(vae.parameters(), lr=lr, betas=betas)
+    optimizer = _adam(vae.parameters(), lr, betas)
     history = History()
     n = data.shape[0]
     generator = torch.Generator(device="cpu").manual_seed(seed)
@@ -142,10 +166,7 @@ def fit(
                 if problem is not None:
                     vae.load_state_dict(good_state)
                     optimizer.load_state_dict(good_optim)
-                    history.stopped = (
-                        f"{problem[0]} in epoch {epoch + 1} ({problem[1]}); parameters restored "
-                        f"to the end of epoch {epoch}"
-                    )
+                    history.stopped = _stop_message(problem, epoch)
                     warnings.warn(history.stopped, RuntimeWarning, stacklevel=2)
                     vae.eval()
                     return history

@@ -25,7 +25,7 @@ from .likelihoods import Likelihood
 from .manifolds import LatentManifold
 from .networks import DenseNetwork, default_hidden
 
-__all__ = ["ELBO", "VAE"]
+__all__ = ["ELBO", "VAE", "elbo_terms"]
 
 
 class ELBO(NamedTuple):
@@ -37,6 +37,26 @@ class ELBO(NamedTuple):
     kl: Tensor
     #: ``reconstruction - beta * kl``.
     elbo: Tensor
+
+
+def elbo_terms(log_likelihood: Tensor, kl: Tensor, beta: float) -> ELBO:
+    r"""Combine the per-sample log-likelihoods and the KL into the ELBO terms.
+
+    .. math::
+
+        \mathrm{ELBO} = \frac1S \sum_{s=1}^S \log p(x \mid z_s) - \beta\,\mathrm{KL}.
+
+    Parameters
+    ----------
+    log_likelihood : Tensor, shape=[S, *batch]
+        :math:`\log p(x \mid z_s)` for the ``S`` latent samples.
+    kl : Tensor, shape=batch
+        :math:`\mathrm{KL}(q \| p)` per datapoint.
+    beta : float
+        Weight of the KL term.
+    """
+    reconstruction = log_likelihood.mean(0)
+    return ELBO(reconstruction, kl, reconstruction - beta * kl)
 
 
 class VAE(nn.Module):
@@ -113,10 +133,24 @@ class VAE(nn.Module):
 
     def decode(self, z: Tensor) -> Distribution:
         """Likelihood :math:`p(x \\mid z)` for latent coordinates ``z`` of shape ``(..., dim)``."""
-        points = self.latent.to_point(z)
+        return self.likelihood(self._decoder_output(self.latent.to_point(z)))
+
+    def _decoder_output(self, points: Tensor) -> Tensor:
+        """Decoder outputs ``(..., *data_shape)`` at embedded points ``(..., ambient_dim)``.
+
+        The decoder sees them flattened to ``(prod(...), ambient_dim)``.
+        """
         batch = points.shape[:-1]
         output = self.decoder(points.reshape(-1, points.shape[-1]))
-        return self.likelihood(output.reshape(*batch, *self.data_shape))
+        return output.reshape(*batch, *self.data_shape)
+
+    def _log_likelihood(self, points: Tensor, x: Tensor) -> Tensor:
+        r""":math:`\log p(x \mid z)` at embedded points ``(S, N, ambient_dim)``: shape ``(S, N)``.
+
+        ``x`` has shape ``(N, *data_shape)``. The ELBO's reconstruction term, shared with the
+        ensemble trainer (:mod:`manifold_vae.ensemble`), which maps it over members.
+        """
+        return self.likelihood.log_density(self._decoder_output(points), x)
 
     def prior(self) -> Distribution:
         """The latent manifold's prior, on this model's dtype and device."""
@@ -156,12 +190,12 @@ class VAE(nn.Module):
         """
         posterior = self.encode(x)
         z = posterior.rsample(torch.Size([num_samples]))
-        reconstruction = self.decode(z).log_prob(x).mean(0)
+        log_likelihood = self._log_likelihood(self.latent.to_point(z), x)
         if analytic_kl:
             kl = self.kl(posterior, z)
         else:
             kl = (posterior.log_prob(z) - self.prior().log_prob(z)).mean(0)
-        return ELBO(reconstruction, kl, reconstruction - beta * kl)
+        return elbo_terms(log_likelihood, kl, beta)
 
     def embedded_location(self, x: Tensor) -> Tensor:
         """Embedded points of the posterior locations, shape ``(N, latent.ambient_dim)``."""

@@ -99,6 +99,39 @@ class LatentManifold(abc.ABC):
         Distribution with ``batch_shape == raw.shape[:-1]`` and ``event_shape == (dim,)``.
         """
 
+    def reparameterize(self, posterior: Distribution, noise: Tensor) -> Tensor:
+        r"""A reparameterised posterior sample from given standard normal noise.
+
+        The contract: for ``noise`` of shape ``sample_shape + posterior.batch_shape + (dim,)``,
+        the result equals ``posterior.rsample(sample_shape)`` when ``rsample`` would have drawn
+        exactly this ``noise`` (one ``torch.randn`` of that shape from the same RNG state), and
+        it has the same pathwise gradients with respect to the posterior's parameters. E.g. on
+        :math:`\mathbb R^d`, :math:`z = \mu + \sigma \odot \varepsilon`.
+
+        This lets :func:`~manifold_vae.ensemble.fit_ensemble` draw each ensemble member's noise
+        from its own generator and still reproduce :func:`~manifold_vae.training.fit`. The
+        default raises ``NotImplementedError``: a manifold that does not override it can be
+        trained with ``fit`` but not with ``fit_ensemble``.
+
+        Parameters
+        ----------
+        posterior : Distribution
+            A distribution returned by :meth:`posterior`.
+        noise : Tensor, shape=[*sample_shape, *posterior.batch_shape, dim]
+            Standard normal noise.
+
+        Returns
+        -------
+        Tensor, shape=[*sample_shape, *posterior.batch_shape, dim]
+            Coordinates.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement reparameterize(posterior, noise), which "
+            "ensemble training needs: implement it to return, from standard normal noise of "
+            "shape sample_shape + batch_shape + (dim,), the coordinates that "
+            "posterior.rsample(sample_shape) returns when it draws that noise"
+        )
+
     @abc.abstractmethod
     def posterior_location(self, posterior: Distribution) -> Tensor:
         """The location of a posterior (its mean direction or mean), coordinates ``(..., dim)``."""

@@ -135,6 +135,25 @@ class _CircleProduct(LatentManifold):
         time = F.softplus(raw[..., 2 * self.n :]) + MIN_TIME
         return TorusHeatKernel(loc, time)
 
+    def reparameterize(self, posterior: TorusHeatKernel, noise: Tensor) -> Tensor:
+        r""":math:`\operatorname{wrap}(\mu_i + \sqrt{2 t_i}\,\varepsilon_i)` per factor.
+
+        The same arithmetic as :meth:`TorusHeatKernel.rsample`.
+
+        Parameters
+        ----------
+        posterior : TorusHeatKernel
+            From :meth:`posterior`.
+        noise : Tensor, shape=[*sample_shape, *posterior.batch_shape, n]
+            Standard normal noise.
+
+        Returns
+        -------
+        Tensor, shape=[*sample_shape, *posterior.batch_shape, n]
+            Angles in :math:`[-\pi, \pi)`.
+        """
+        return wrap_angle(posterior.loc + torch.sqrt(2.0 * posterior.time) * noise)
+
     def posterior_location(self, posterior: TorusHeatKernel) -> Tensor:
         return posterior.mean_direction
 

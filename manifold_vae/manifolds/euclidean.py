@@ -91,6 +91,23 @@ class Euclidean(LatentManifold):
         scale = torch.exp(0.5 * log_var).clamp_min(torch.finfo(log_var.dtype).tiny)
         return dist.Normal(loc, scale).to_event(1)
 
+    def reparameterize(self, posterior: dist.Distribution, noise: Tensor) -> Tensor:
+        r""":math:`z = \mu + \sigma \odot \varepsilon`, what ``posterior.rsample`` computes.
+
+        Parameters
+        ----------
+        posterior : Distribution
+            From :meth:`posterior`: ``Normal(loc, scale).to_event(1)``.
+        noise : Tensor, shape=[*sample_shape, *posterior.batch_shape, dim]
+            Standard normal noise.
+
+        Returns
+        -------
+        Tensor, shape=[*sample_shape, *posterior.batch_shape, dim]
+        """
+        base = posterior.base_dist
+        return base.loc + noise * base.scale
+
     def posterior_location(self, posterior: dist.Distribution) -> Tensor:
         return posterior.mean
 

@@ -243,3 +243,69 @@ def test_spec_round_trip(likelihood):
 def test_unknown_likelihood_spec_raises(spec):
     with pytest.raises(ValueError, match="unknown likelihood spec"):
         likelihood_from_spec(spec)
+
+
+# --- log_density: the closed forms the ELBO and the ensemble use ------------------------------
+def _output_and_data(likelihood: Likelihood, shape, dtype, batch=(3, 4)):
+    output = torch.randn(*batch, *shape, dtype=dtype, generator=_generator(5))
+    if isinstance(likelihood, Bernoulli):
+        x = torch.rand(batch[-1:] + tuple(shape), dtype=dtype, generator=_generator(6))
+    else:
+        x = torch.randn(batch[-1:] + tuple(shape), dtype=dtype, generator=_generator(6))
+    return output, x
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS, ids=repr)
+@pytest.mark.parametrize("shape", SHAPES, ids=str)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+def test_log_density_equals_the_distributions_log_prob(likelihood, shape, dtype):
+    lik = _built(likelihood, shape).to(dtype)
+    if isinstance(lik, GaussianLearnedScale):
+        with torch.no_grad():
+            lik.log_sigma.uniform_(-1.0, 1.0, generator=_generator(7))
+    output, x = _output_and_data(lik, shape, dtype)  # x broadcasts over the sample axis
+    value = lik.log_density(output, x)
+    expected = lik(output).log_prob(x)
+    assert value.shape == (3, 4) and value.dtype == dtype
+    # the closed forms sum in another order: equal to rounding (D = 64 features at most)
+    tolerance = {torch.float32: 1e-5, torch.float64: 1e-13}[dtype]
+    torch.testing.assert_close(value, expected, rtol=tolerance, atol=tolerance)
+
+
+@pytest.mark.parametrize("likelihood", LIKELIHOODS, ids=repr)
+def test_log_density_maps_over_stacked_members(likelihood):
+    """vmap-safe: stacked copies of the likelihood (e.g. different sigma_X) in one call."""
+    members = [_built(likelihood, (25,)).double() for _ in range(3)]
+    if isinstance(likelihood, Gaussian):
+        members = [_built(Gaussian(s), (25,)).double() for s in (0.01, 0.1, 1.0)]
+    params, buffers = torch.func.stack_module_state([_LogDensity(m) for m in members])
+    output, x = _output_and_data(members[0], (25,), torch.float64, batch=(3, 4))
+    template = _LogDensity(members[0])
+
+    def call(params, buffers, out, data):
+        return torch.func.functional_call(template, (params, buffers), (out, data))
+
+    value = torch.func.vmap(call, in_dims=(0, 0, 0, None))(params, buffers, output, x)
+    expected = torch.stack([m.log_density(output[i], x) for i, m in enumerate(members)])
+    torch.testing.assert_close(value, expected, rtol=1e-14, atol=1e-12)
+
+
+class _LogDensity(torch.nn.Module):
+    """``forward = lik.log_density``, for ``functional_call``."""
+
+    def __init__(self, lik: Likelihood) -> None:
+        super().__init__()
+        self.lik = lik
+
+    def forward(self, output: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        return self.lik.log_density(output, x)
+
+
+def test_gaussian_scale_is_a_non_persistent_buffer():
+    lik = _built(Gaussian(0.1), (25,))
+    assert dict(lik.named_buffers())["scale"].item() == 0.1
+    assert "scale" not in lik.state_dict()
+    assert lik.to(torch.float32).scale.dtype == torch.float32
+    assert lik.to(torch.float64).scale.dtype == torch.float64
+    vae = VAE(Circle(), (25,), Gaussian(0.3))
+    assert not any("scale" in key for key in vae.state_dict())

@@ -399,6 +399,34 @@ def test_posterior_shapes(m):
     assert kl.shape == (5, 3) and (kl >= 0).all()
 
 
+@parametrize_manifolds
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64], ids=["float32", "float64"])
+@pytest.mark.parametrize("batch", [(7,), (3, 5)], ids=["batch-N", "batch-MxN"])
+def test_reparameterize_reproduces_rsample_bitwise(m, dtype, batch):
+    """The contract: rsample from a seeded RNG == reparameterize(noise drawn alike)."""
+    raw = torch.randn(*batch, m.posterior_params, dtype=dtype, generator=_generator(4))
+    raw.requires_grad_(True)
+    posterior = m.posterior(raw)
+    sample_shape = torch.Size([2])
+    torch.manual_seed(11)
+    expected = posterior.rsample(sample_shape)
+    generator = torch.Generator().manual_seed(11)
+    noise = torch.randn(sample_shape + batch + (m.dim,), generator=generator, dtype=dtype)
+    z = m.reparameterize(posterior, noise)
+    assert z.shape == expected.shape and z.dtype == dtype
+    assert torch.equal(z, expected)
+    (grad,) = torch.autograd.grad(z.sin().sum(), raw, retain_graph=True)
+    (expected_grad,) = torch.autograd.grad(expected.sin().sum(), raw)
+    assert torch.equal(grad, expected_grad) and grad.abs().sum() > 0
+
+
+def test_reparameterize_is_optional_and_says_what_to_implement():
+    m = ScaledCircle()
+    posterior = m.posterior(torch.randn(4, 3))
+    with pytest.raises(NotImplementedError, match=r"reparameterize\(posterior, noise\)"):
+        m.reparameterize(posterior, torch.randn(4, 1))
+
+
 @parametrize_all
 @pytest.mark.parametrize("size_change", [-1, 1])
 def test_posterior_rejects_a_wrong_raw_size(m, size_change):

@@ -1,0 +1,320 @@
+"""Shared machinery of the experiments: grids of models, ensemble training, reports."""
+
+from __future__ import annotations
+
+import json
+import math
+import platform
+import sys
+import time
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..ensemble import fit_ensemble
+from ..evaluation import (
+    factor_correlations,
+    format_mean_std,
+    recovered_angles,
+    summarize,
+    thesis_metrics,
+    winding_number,
+)
+from ..training import History
+from ..vae import VAE
+from .budget import Budget
+
+__all__ = [
+    "Member",
+    "Report",
+    "build_members",
+    "convergence",
+    "evaluate",
+    "group_runs",
+    "markdown_table",
+    "plot_histories",
+    "train_members",
+]
+
+
+@dataclass
+class Member:
+    """One model of a grid: its grid cell, the model, its training data and seed."""
+
+    #: Grid cell, e.g. ``{"noise": 0.1, "sigma_x": 0.01}`` (without the repetition).
+    cell: dict[str, Any]
+    rep: int
+    vae: VAE
+    data: Tensor
+    seed: int
+    history: History | None = None
+    metrics: dict[str, Any] = field(default_factory=dict)
+
+
+def build_members(
+    cells: Sequence[Mapping[str, Any]],
+    reps: int,
+    make: Callable[[Mapping[str, Any]], tuple[VAE, Tensor]],
+    dtype: torch.dtype = torch.float32,
+) -> list[Member]:
+    """One member per (cell, repetition); network weights seeded by the member's seed.
+
+    ``make(cell)`` returns the untrained model and its training data. The seed of cell ``i``,
+    repetition ``r`` is ``1000 * r + i`` (data order, latent noise and initial weights).
+    """
+    members = []
+    for rep in range(reps):
+        for i, cell in enumerate(cells):
+            seed = 1000 * rep + i
+            with torch.random.fork_rng():
+                torch.manual_seed(seed)
+                vae, data = make(cell)
+            members.append(Member(dict(cell), rep, vae.to(dtype), data.to(dtype), seed))
+    return members
+
+
+def _signature(vae: VAE) -> tuple:
+    shapes = tuple((name, tuple(p.shape)) for name, p in vae.named_parameters())
+    return (
+        json.dumps(vae.latent.spec(), sort_keys=True),
+        tuple(vae.data_shape),
+        type(vae.likelihood).__name__,
+        type(vae.encoder).__name__,
+        type(vae.decoder).__name__,
+        shapes,
+    )
+
+
+def train_members(
+    members: Sequence[Member],
+    epochs: int,
+    batch_size: int = 128,
+    lr: float = 1e-3,
+    progress: bool = True,
+    device: str | None = None,
+) -> float:
+    """Train all members, one vectorised ensemble per model shape; returns the wall time.
+
+    Members with the same latent, data shape and size, likelihood family and network shapes
+    (possibly different data and decoder scales) share one
+    :func:`~manifold_vae.ensemble.fit_ensemble` call; each is trained exactly as
+    :func:`~manifold_vae.training.fit` would train it alone.
+    """
+    groups: dict[tuple, list[Member]] = {}
+    for m in members:
+        groups.setdefault((*_signature(m.vae), len(m.data)), []).append(m)
+    start = time.perf_counter()
+    for group in groups.values():
+        histories = fit_ensemble(
+            [m.vae for m in group],
+            [m.data for m in group],
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seeds=[m.seed for m in group],
+            device=device,
+            progress=progress,
+        )
+        for m, h in zip(group, histories, strict=True):
+            m.history = h
+            m.vae.cpu()
+    return time.perf_counter() - start
+
+
+def convergence(history: History, fraction: float = 0.2) -> float:
+    """Relative change of the epoch-mean training loss over the last ``fraction`` of epochs.
+
+    ``|L(E) - L((1 - fraction) E)| / max(1, |L(E)|)`` with ``L(e)`` the mean of the loss over
+    the 5% of epochs ending at ``e`` (smoothing the minibatch noise); ``nan`` with fewer than
+    10 epochs.
+    """
+    loss = history.loss
+    if len(loss) < 10:
+        return math.nan
+    width = max(1, len(loss) // 20)
+    end = sum(loss[-width:]) / width
+    cut = len(loss) - round(fraction * len(loss))
+    before = sum(loss[cut - width : cut]) / width
+    return abs(end - before) / max(1.0, abs(end))
+
+
+def chunked_thesis_metrics(vae: VAE, data: Tensor, chunk: int = 256) -> dict[str, float]:
+    """:func:`~manifold_vae.evaluation.thesis_metrics` (L = 100) over chunks of ``data``.
+
+    Every metric is a mean over datapoints, so the chunk means weighted by chunk size give the
+    metric of the whole set; chunking bounds the memory of the ``L x N x D`` reconstructions.
+    """
+    totals: dict[str, float] = {}
+    for start in range(0, len(data), chunk):
+        part = data[start : start + chunk]
+        for key, value in thesis_metrics(vae, part, num_samples=100, seed=start).items():
+            totals[key] = totals.get(key, 0.0) + value * len(part)
+    return {key: value / len(data) for key, value in totals.items()}
+
+
+def evaluate(member: Member, vis_data: Tensor, vis_latent: Tensor, loop: bool = True) -> None:
+    """Fill ``member.metrics``: thesis metrics (L = 100) and the recovered structure on X_Vis.
+
+    ``phase_correlation``: per true factor, the absolute circular correlation with its
+    assigned recovered angle (factors may be swapped or reflected); ``winding``: winding
+    number of the encoded loop of ``vis_data`` (when ``loop`` and the data is one loop).
+    """
+    vae = member.vae.eval()
+    vis_data = vis_data.to(next(vae.parameters()).dtype)
+    metrics: dict[str, Any] = chunked_thesis_metrics(vae, vis_data)
+    recovered = recovered_angles(vae, vis_data)
+    metrics["phase_correlation"] = factor_correlations(vis_latent, recovered).tolist()
+    if loop and vis_latent.shape[-1] == 1:
+        metrics["winding"] = int(winding_number(recovered[:, 0]))
+    history = member.history
+    if history is not None:
+        metrics["convergence"] = convergence(history)
+        metrics["stopped"] = history.stopped
+        metrics["final_loss"] = history.loss[-1] if history.loss else math.nan
+    member.metrics = metrics
+
+
+def group_runs(members: Iterable[Member]) -> dict[tuple, dict[str, Any]]:
+    """Per grid cell: the cell, the number of repetitions and :func:`summarize` of scalars."""
+    cells: dict[tuple, list[Member]] = {}
+    for m in members:
+        cells.setdefault(tuple(sorted(m.cell.items())), []).append(m)
+    out = {}
+    for key, group in cells.items():
+        runs = []
+        for m in group:
+            row = {k: float(v) for k, v in m.metrics.items() if isinstance(v, (int, float))}
+            for i, c in enumerate(m.metrics.get("phase_correlation", [])):
+                row[f"phase_correlation_{i}"] = float(c)
+            runs.append(row)
+        out[key] = {"cell": dict(group[0].cell), "reps": len(group), "summary": summarize(runs)}
+    return out
+
+
+def cell_value(
+    summary: Mapping[str, Any], key: str, digits: int = 2, scientific_below: float = 1.0
+) -> str:
+    """``mean ± std`` of ``key`` in a :func:`summarize` result, as in the thesis tables.
+
+    Means of magnitude below ``scientific_below`` get a shared exponent, as the thesis prints
+    them (``(4.22 ± 0.34) × 10^-2``).
+    """
+    entry = summary.get(key)
+    if entry is None or math.isnan(entry["mean"]):
+        return "n/a"
+    return format_mean_std(entry["mean"], entry["std"], digits=digits, small=scientific_below)
+
+
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
+    """A GitHub markdown table (first column left-aligned, the others right-aligned)."""
+    lines = [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" + "---:|" * (len(header) - 1),
+    ]
+    lines += ["| " + " | ".join(str(c) for c in row) + " |" for row in rows]
+    return "\n".join(lines)
+
+
+def plot_histories(members: Sequence[Member], path: Path, label: Callable[[Member], str]) -> Path:
+    """Training loss per epoch of every member (log-scaled epochs), one line per member."""
+    from ..plots import _figure
+
+    figure = _figure(7.5, 4.5)
+    ax = figure.add_subplot(1, 1, 1)
+    labels_done = set()
+    colours: dict[str, Any] = {}
+    for m in members:
+        if m.history is None or not m.history.loss:
+            continue
+        name = label(m)
+        colour = colours.setdefault(name, f"C{len(colours) % 10}")
+        ax.plot(
+            range(1, len(m.history.loss) + 1),
+            m.history.loss,
+            color=colour,
+            alpha=0.7,
+            lw=1,
+            label=name if name not in labels_done else None,
+        )
+        labels_done.add(name)
+    ax.set_xscale("log")
+    ax.set_yscale("symlog", linthresh=10.0)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("training loss (mean negative ELBO)")
+    ax.legend(fontsize=7, ncol=2)
+    ax.set_title("training curves (one line per model)")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path)
+    return path
+
+
+@dataclass
+class Report:
+    """An experiment's output: markdown, JSON of every number, figures."""
+
+    name: str
+    title: str
+    budget: Budget
+    body: str
+    data: dict[str, Any]
+    figures: list[Path] = field(default_factory=list)
+    seconds: float = 0.0
+
+    def write(self, out: Path, command: str) -> tuple[Path, Path]:
+        """Write ``report.md`` and ``results.json`` into ``out``; figures are already there."""
+        out.mkdir(parents=True, exist_ok=True)
+        env = (
+            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"Python {platform.python_version()}, {platform.machine()}"
+        )
+        figures = "\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in self.figures)
+        text = (
+            f"# {self.title}\n\n"
+            f"Made by `{command}` (budget `{self.budget.describe()}`) in "
+            f"{self.seconds:.0f} s on {env}.\n\n{self.body.strip()}\n"
+        )
+        if figures:
+            text += f"\n## Figures\n\n{figures}\n"
+        md = out / "report.md"
+        md.write_text(text)
+        payload = {
+            "experiment": self.name,
+            "command": command,
+            "budget": self.budget.__dict__,
+            "seconds": self.seconds,
+            "environment": env,
+            "argv": sys.argv,
+            **self.data,
+        }
+        js = out / "results.json"
+        js.write_text(json.dumps(payload, indent=1, default=_jsonable, allow_nan=True))
+        return md, js
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Tensor):
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError(f"cannot write {type(value).__name__} to JSON")
+
+
+def member_records(members: Iterable[Member]) -> list[dict[str, Any]]:
+    """Every member's cell, repetition, seed, metrics and full loss history, for the JSON."""
+    return [
+        {
+            "cell": m.cell,
+            "rep": m.rep,
+            "seed": m.seed,
+            "metrics": m.metrics,
+            "history": m.history.as_dict() if m.history is not None else None,
+        }
+        for m in members
+    ]

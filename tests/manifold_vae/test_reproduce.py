@@ -1,0 +1,80 @@
+"""``manifold-vae reproduce NAME``: every experiment runs end to end with a tiny budget."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from manifold_vae.cli import main
+from manifold_vae.reproduce import EXPERIMENTS, Budget, parse_budget
+
+NAMES = ["table-5.1", "table-7.1", "chapter-6", "chapter-10", "chapter-11"]
+
+
+def test_every_experiment_is_registered():
+    assert sorted(EXPERIMENTS) == sorted(NAMES)
+    for e in EXPERIMENTS.values():
+        assert e.tiny.epochs <= 2 and e.tiny.reps == 1
+        assert e.default.epochs > e.tiny.epochs
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_reproduce_runs_from_the_command_line(name, tmp_path, capsys):
+    out = tmp_path / name
+    assert main(["reproduce", name, "--out", str(out), "--budget", "tiny", "--no-progress"]) == 0
+    report = (out / "report.md").read_text()
+    results = json.loads((out / "results.json").read_text())
+    assert f"manifold-vae reproduce {name} --out {out} --budget tiny" in report
+    assert results["experiment"] == name
+    assert results["budget"] == EXPERIMENTS[name].tiny.__dict__
+    assert results["members"], "every trained model is recorded"
+    for member in results["members"]:
+        assert member["history"]["loss"], "with its training history"
+    for line in report.splitlines():
+        if line.startswith("![") and "](" in line:
+            png = out / line.split("](")[1].rstrip(")")
+            assert png.is_file() and png.stat().st_size > 1000
+    assert "wrote" in capsys.readouterr().out
+
+
+def test_tables_show_the_thesis_values(tmp_path):
+    main(["reproduce", "table-5.1", "--out", str(tmp_path), "--budget", "tiny", "--no-progress"])
+    report = (tmp_path / "report.md").read_text()
+    assert "-79.90 ± 0.19" in report  # X_0.01, sigma_X = 0.01, -ELBO
+    assert "(1.59 ± 0.64) × 10^-5" in report  # its MSE
+    results = json.loads((tmp_path / "results.json").read_text())
+    assert len(results["members"]) == 9  # 3 datasets x 3 sigma_X x 1 repetition
+    cells = {(c["cell"]["noise"], c["cell"]["sigma_x"]) for c in results["cells"]}
+    assert len(cells) == 9
+
+
+def test_parse_budget():
+    default, tiny = Budget(300, 5, 10000), Budget(2, 1, 128)
+    assert parse_budget(None, default, tiny) == default
+    assert parse_budget("default", default, tiny) == default
+    assert parse_budget("tiny", default, tiny) == tiny
+    assert parse_budget("epochs=7,reps=2", default, tiny) == Budget(7, 2, 10000)
+    assert parse_budget("epochs=7", default, tiny).describe() == "epochs=7,reps=5,n=10000"
+    with pytest.raises(ValueError, match="key=value"):
+        parse_budget("lots", default, tiny)
+    with pytest.raises(ValueError, match="epochs must be an integer"):
+        parse_budget("epochs=x", default, tiny)
+    with pytest.raises(ValueError, match="reps must be a positive integer"):
+        parse_budget("reps=0", default, tiny)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["reproduce", "table-9.9", "--out", "x"], "invalid choice"),
+        (["reproduce", "table-5.1", "--out", "x", "--budget", "epochs=-1"], "positive integer"),
+        (["reproduce", "table-5.1", "--out", "x", "--coil20", "."], "chapter-10 only"),
+    ],
+)
+def test_reproduce_errors(argv, message, tmp_path, monkeypatch, capsys):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as exit_info:
+        main(argv)
+    assert exit_info.value.code == 2
+    assert message in capsys.readouterr().err
