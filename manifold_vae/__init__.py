@@ -13,11 +13,11 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__all__ = ["VAE", "History", "__version__", "fit"]
+__all__ = ["VAE", "History", "__version__", "fit", "fit_ensemble"]
 
 #: Public names loaded on first access (``manifold_vae.VAE``), so that importing the package
 #: stays cheap: name -> submodule.
-_LAZY = {"VAE": "vae", "fit": "training", "History": "training"}
+_LAZY = {"VAE": "vae", "fit": "training", "History": "training", "fit_ensemble": "ensemble"}
 
 
 def __getattr__(name: str) -> Any:

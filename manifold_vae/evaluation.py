@@ -40,6 +40,8 @@ __all__ = [
     "recovered_angles",
     "summarize",
     "thesis_metrics",
+    "unwound_phase_correlations",
+    "winding_matrix",
     "winding_number",
 ]
 
@@ -659,3 +661,77 @@ def grid_windings(
         jumps.append(jump)
         fraction.append((winding.abs() == 1).double().mean())
     return GridWindings(tuple(windings), tuple(jumps), assignment, torch.stack(fraction))
+
+
+def winding_matrix(recovered: Tensor, shape: tuple[int, int]) -> Tensor:
+    r"""Integer winding matrix of an encoded torus grid: the map on the torus's loops.
+
+    For phases on a regular ``shape = (n_1, n_2)`` grid in C order (first phase slowest),
+    :math:`W_{ji}` is the median over the grid loops along which only phase :math:`i` varies of
+    the winding number of recovered angle :math:`j`. A model whose latent angles follow
+    :math:`\theta \approx W\varphi + c` has this :math:`W`; the encoder is a homeomorphism of
+    the torus (up to homotopy) exactly when :math:`|\det W| = 1`, and it separates the phases
+    factor by factor when :math:`W` is a signed permutation (factors swapped or reflected).
+
+    Parameters
+    ----------
+    recovered : Tensor, shape=[n_1 * n_2, 2]
+        Recovered angles (:func:`recovered_angles`) of the grid datapoints, in grid order.
+    shape : tuple of int
+        ``(n_1, n_2)``, each ``>= 2``.
+
+    Returns
+    -------
+    Tensor, shape=[2, 2], dtype int64
+    """
+    shape = tuple(shape)
+    if len(shape) != 2 or any(
+        isinstance(n, bool) or not isinstance(n, int) or n < 2 for n in shape
+    ):
+        raise ValueError(f"shape must be two integers >= 2, got {shape!r}")
+    recovered = _as_columns(recovered, "recovered")
+    if recovered.shape != (math.prod(shape), 2):
+        raise ValueError(
+            f"recovered must have shape ({math.prod(shape)}, 2) for a {shape} grid, "
+            f"got {tuple(recovered.shape)}"
+        )
+    grid = recovered.reshape(*shape, 2)
+    columns = []
+    for i in range(2):
+        loops = grid.movedim(i, -2).reshape(-1, shape[i], 2)
+        winding, _ = _winding_along(loops, 1)
+        columns.append(winding.median(0).values)
+    return torch.stack(columns, dim=1)
+
+
+def unwound_phase_correlations(
+    true_angles: Tensor, recovered: Tensor, shape: tuple[int, int]
+) -> tuple[Tensor, Tensor]:
+    r"""Phase correlations after undoing the torus map's winding matrix.
+
+    With :math:`W` from :func:`winding_matrix` and :math:`|\det W| = 1`, the integer inverse
+    :math:`W^{-1}` maps the recovered angles to phase estimates
+    :math:`\hat\varphi = W^{-1}\theta` (wrapped), whose absolute circular correlation with each
+    true phase is returned. A shear such as :math:`\theta = (\varphi_1 + \varphi_2, \varphi_2)`
+    recovers the torus but mixes the phases: :func:`factor_correlations` is then low, this is
+    close to 1. ``nan`` when :math:`|\det W| \ne 1` (the torus is not recovered).
+
+    Returns
+    -------
+    (Tensor, Tensor)
+        The winding matrix ``(2, 2)`` and the correlations ``(2,)``.
+    """
+    true_angles = _as_columns(true_angles, "true_angles")
+    recovered = _as_columns(recovered, "recovered")
+    W = winding_matrix(recovered, shape)
+    det = int(W[0, 0] * W[1, 1] - W[0, 1] * W[1, 0])
+    if abs(det) != 1:
+        return W, torch.full((2,), math.nan, dtype=torch.float64)
+    inverse = det * torch.stack(
+        [torch.stack([W[1, 1], -W[0, 1]]), torch.stack([-W[1, 0], W[0, 0]])]
+    )
+    estimate = _wrap(recovered @ inverse.double().T)
+    corr = torch.stack(
+        [circular_correlation(true_angles[:, i], estimate[:, i]).abs() for i in range(2)]
+    )
+    return W, corr

@@ -117,7 +117,7 @@ def _run(
     figures = [
         plot_model_grid(
             {
-                (f"X_{m.cell['noise']:g}", f"sigma_X={m.cell['sigma_x']:g}"): m.vae
+                (f"X_{m.cell['noise']:g}", f"{m.cell['sigma_x']:g}"): m.vae
                 for m in members
                 if m.rep == 0
             },

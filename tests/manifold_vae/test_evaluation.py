@@ -385,3 +385,29 @@ def test_grid_windings_rejects_bad_shape():
         grid_windings(_angle_vae(2), data, (6, 5))
     with pytest.raises(ValueError, match="shape"):
         grid_windings(_angle_vae(2), data, (36, 1))
+
+
+def _torus_grid(n: int) -> torch.Tensor:
+    a = 2 * math.pi * torch.arange(n, dtype=torch.float64) / n
+    return torch.stack(torch.meshgrid(a, a, indexing="ij"), -1).reshape(-1, 2)
+
+
+def test_winding_matrix_and_unwound_correlations_of_torus_maps():
+    from manifold_vae.evaluation import unwound_phase_correlations, winding_matrix
+
+    n = 16
+    p = _torus_grid(n)
+    shear = torch.stack([p[:, 0] + p[:, 1] + 0.3, -p[:, 1]], -1)
+    W, corr = unwound_phase_correlations(p, shear, (n, n))
+    assert W.tolist() == [[1, 1], [0, -1]]
+    torch.testing.assert_close(corr, torch.ones(2, dtype=torch.float64))
+    assert factor_correlations(p, shear)[0] < 0.1  # the per-factor metric misses the shear
+    swapped = torch.stack([p[:, 1], -p[:, 0]], -1)
+    assert winding_matrix(swapped, (n, n)).tolist() == [[0, 1], [-1, 0]]
+    double = torch.stack([2 * p[:, 0], p[:, 1]], -1)
+    W, corr = unwound_phase_correlations(p, double, (n, n))
+    assert W.tolist() == [[2, 0], [0, 1]] and corr.isnan().all()
+    with pytest.raises(ValueError, match="shape"):
+        winding_matrix(shear, (n * n,))
+    with pytest.raises(ValueError, match="recovered must have shape"):
+        winding_matrix(shear[:-1], (n, n))
