@@ -44,7 +44,7 @@ from tqdm.auto import tqdm
 from .training import History, _adam, _check_options, _resolve_device, _stop_message
 from .vae import ELBO, VAE, elbo_terms
 
-__all__ = ["fit_ensemble"]
+__all__ = ["ensemble_key", "fit_ensemble"]
 
 
 class _Reconstruction(nn.Module):
@@ -78,6 +78,11 @@ def _signature(vae: VAE) -> dict[str, Any]:
             (name, tuple(b.shape), b.dtype) for name, b in vae.named_buffers()
         ],
     }
+
+
+def ensemble_key(vae: VAE) -> str:
+    """Models with equal keys (and as many datapoints) can train in one :func:`fit_ensemble`."""
+    return repr(_signature(vae))
 
 
 def _first_difference(a: Any, b: Any) -> str:

@@ -35,6 +35,15 @@ def _seed_and_check_global_state():
     assert torch.get_default_dtype() == dtype, "a test changed torch's default dtype"
 
 
+@pytest.fixture
+def one_thread():
+    """One torch intra-op thread for the test (also outside xdist), restored afterwards."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(params=[torch.float32, torch.float64], ids=["float32", "float64"])
 def dtype(request) -> torch.dtype:
     return request.param

@@ -10,7 +10,6 @@ other experiments. The thesis's printed Eq. 6.12 is listed beside them.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -18,6 +17,7 @@ from typing import Any
 import torch
 
 from ..datasets import sinusoids_frequency, sinusoids_frequency_grid
+from ..evaluation import summarize
 from ..linear_vae import (
     encoder_matrix,
     linear_vae,
@@ -29,6 +29,7 @@ from .budget import Budget
 from .common import (
     Report,
     build_members,
+    by_cell,
     markdown_table,
     member_records,
     plot_histories,
@@ -97,39 +98,31 @@ def chapter_6(out: Path, budget: Budget = DEFAULT, progress: bool = True) -> Rep
     seconds = train_members(members, budget.epochs, batch_size=BATCH_SIZE, lr=LR, progress=progress)
     circle = sinusoids_frequency_grid().data.double()
     rows: list[dict[str, Any]] = []
-    for cell in cells:
-        group = [m for m in members if m.cell == cell]
-        radii, roundness = [], []
+    for group in by_cell(members).values():
+        cell = group[0].cell
         for m in group:
             G = encoder_matrix(m.vae).double()
-            encoded = circle @ G.T
-            radius = encoded.norm(dim=-1)
-            radii.append(radius.mean().item())
-            s = torch.linalg.svdvals(G)
-            roundness.append((s.min() / s.max()).item() if s.max() > 0 else 1.0)
+            radius = (circle @ G.T).norm(dim=-1)
+            sv = torch.linalg.svdvals(G)
             m.metrics = {
                 "radius": radius.mean().item(),
                 "radius_spread": (radius.max() - radius.min()).item(),
-                "singular_values": s.tolist(),
+                "singular_values": sv.tolist(),
+                "roundness": (sv.min() / sv.max()).item() if sv.max() > 0 else 1.0,
                 "final_loss": m.history.loss[-1] if m.history and m.history.loss else None,
             }
+        trained = summarize([{"radius": m.metrics["radius"]} for m in group])["radius"]
         direct = optimise_expected_loss(cell["noise"], cell["sigma_x"], cell["sigma_z"])
         closed = optimal_radius(cell["noise"], cell["sigma_x"], cell["sigma_z"])
-        mean = sum(radii) / len(radii)
-        std = (
-            math.sqrt(sum((r - mean) ** 2 for r in radii) / (len(radii) - 1))
-            if len(radii) > 1
-            else 0.0
-        )
         rows.append(
             {
                 **cell,
                 "closed_form": closed,
                 "direct": direct.singular_values.tolist(),
                 "direct_loss_minus_closed_form": direct.loss - direct.closed_form_loss,
-                "trained_mean": mean,
-                "trained_std": std,
-                "trained_roundness_min": min(roundness),
+                "trained_mean": trained["mean"],
+                "trained_std": trained["std"],
+                "trained_roundness_min": min(m.metrics["roundness"] for m in group),
                 "thesis_eq_6_12": thesis_printed_radius(
                     cell["noise"], cell["sigma_x"], cell["sigma_z"]
                 ),

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import math
 import platform
-import sys
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -15,7 +14,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from ..ensemble import fit_ensemble
+from ..ensemble import ensemble_key, fit_ensemble
 from ..evaluation import (
     factor_correlations,
     format_mean_std,
@@ -32,9 +31,12 @@ __all__ = [
     "Member",
     "Report",
     "build_members",
+    "by_cell",
+    "cell_key",
     "convergence",
     "evaluate",
     "group_runs",
+    "health_columns",
     "markdown_table",
     "plot_histories",
     "train_members",
@@ -77,18 +79,6 @@ def build_members(
     return members
 
 
-def _signature(vae: VAE) -> tuple:
-    shapes = tuple((name, tuple(p.shape)) for name, p in vae.named_parameters())
-    return (
-        json.dumps(vae.latent.spec(), sort_keys=True),
-        tuple(vae.data_shape),
-        type(vae.likelihood).__name__,
-        type(vae.encoder).__name__,
-        type(vae.decoder).__name__,
-        shapes,
-    )
-
-
 def train_members(
     members: Sequence[Member],
     epochs: int,
@@ -106,7 +96,7 @@ def train_members(
     """
     groups: dict[tuple, list[Member]] = {}
     for m in members:
-        groups.setdefault((*_signature(m.vae), len(m.data)), []).append(m)
+        groups.setdefault((ensemble_key(m.vae), len(m.data)), []).append(m)
     start = time.perf_counter()
     for group in groups.values():
         histories = fit_ensemble(
@@ -142,20 +132,6 @@ def convergence(history: History, fraction: float = 0.2) -> float:
     return abs(end - before) / max(1.0, abs(end))
 
 
-def chunked_thesis_metrics(vae: VAE, data: Tensor, chunk: int = 256) -> dict[str, float]:
-    """:func:`~manifold_vae.evaluation.thesis_metrics` (L = 100) over chunks of ``data``.
-
-    Every metric is a mean over datapoints, so the chunk means weighted by chunk size give the
-    metric of the whole set; chunking bounds the memory of the ``L x N x D`` reconstructions.
-    """
-    totals: dict[str, float] = {}
-    for start in range(0, len(data), chunk):
-        part = data[start : start + chunk]
-        for key, value in thesis_metrics(vae, part, num_samples=100, seed=start).items():
-            totals[key] = totals.get(key, 0.0) + value * len(part)
-    return {key: value / len(data) for key, value in totals.items()}
-
-
 def evaluate(member: Member, vis_data: Tensor, vis_latent: Tensor, loop: bool = True) -> None:
     """Fill ``member.metrics``: thesis metrics (L = 100) and the recovered structure on X_Vis.
 
@@ -165,7 +141,7 @@ def evaluate(member: Member, vis_data: Tensor, vis_latent: Tensor, loop: bool = 
     """
     vae = member.vae.eval()
     vis_data = vis_data.to(next(vae.parameters()).dtype)
-    metrics: dict[str, Any] = chunked_thesis_metrics(vae, vis_data)
+    metrics: dict[str, Any] = thesis_metrics(vae, vis_data, num_samples=100, seed=0)
     recovered = recovered_angles(vae, vis_data)
     metrics["phase_correlation"] = factor_correlations(vis_latent, recovered).tolist()
     if loop and vis_latent.shape[-1] == 1:
@@ -178,13 +154,23 @@ def evaluate(member: Member, vis_data: Tensor, vis_latent: Tensor, loop: bool = 
     member.metrics = metrics
 
 
-def group_runs(members: Iterable[Member]) -> dict[tuple, dict[str, Any]]:
-    """Per grid cell: the cell, the number of repetitions and :func:`summarize` of scalars."""
+def cell_key(cell: Mapping[str, Any]) -> tuple:
+    """Hashable key of a grid cell (order of the entries does not matter)."""
+    return tuple(sorted(cell.items()))
+
+
+def by_cell(members: Iterable[Member]) -> dict[tuple, list[Member]]:
+    """The members of each grid cell (its repetitions), keyed by :func:`cell_key`."""
     cells: dict[tuple, list[Member]] = {}
     for m in members:
-        cells.setdefault(tuple(sorted(m.cell.items())), []).append(m)
+        cells.setdefault(cell_key(m.cell), []).append(m)
+    return cells
+
+
+def group_runs(members: Iterable[Member]) -> dict[tuple, dict[str, Any]]:
+    """Per grid cell: the cell, the number of repetitions and :func:`summarize` of scalars."""
     out = {}
-    for key, group in cells.items():
+    for key, group in by_cell(members).items():
         runs = []
         for m in group:
             row = {k: float(v) for k, v in m.metrics.items() if isinstance(v, (int, float))}
@@ -193,6 +179,13 @@ def group_runs(members: Iterable[Member]) -> dict[tuple, dict[str, Any]]:
             runs.append(row)
         out[key] = {"cell": dict(group[0].cell), "reps": len(group), "summary": summarize(runs)}
     return out
+
+
+def health_columns(group: Sequence[Member]) -> tuple[str, str]:
+    """Report columns of a cell's runs: the largest loss drift and how many runs stopped."""
+    drift = max(m.metrics["convergence"] for m in group)
+    stopped = sum(m.metrics["stopped"] is not None for m in group)
+    return ("n/a" if math.isnan(drift) else f"{drift:.1e}", str(stopped))
 
 
 def cell_value(
@@ -225,12 +218,12 @@ def plot_histories(members: Sequence[Member], path: Path, label: Callable[[Membe
 
     figure = _figure(7.5, 4.5)
     ax = figure.add_subplot(1, 1, 1)
-    labels_done = set()
-    colours: dict[str, Any] = {}
+    colours: dict[str, str] = {}  # one colour per label, the legend entry on its first line
     for m in members:
         if m.history is None or not m.history.loss:
             continue
         name = label(m)
+        first = name not in colours
         colour = colours.setdefault(name, f"C{len(colours) % 10}")
         ax.plot(
             range(1, len(m.history.loss) + 1),
@@ -238,9 +231,8 @@ def plot_histories(members: Sequence[Member], path: Path, label: Callable[[Membe
             color=colour,
             alpha=0.7,
             lw=1,
-            label=name if name not in labels_done else None,
+            label=name if first else None,
         )
-        labels_done.add(name)
     ax.set_xscale("log")
     ax.set_yscale("symlog", linthresh=10.0)
     ax.set_xlabel("epoch")
@@ -288,7 +280,6 @@ class Report:
             "budget": self.budget.__dict__,
             "seconds": self.seconds,
             "environment": env,
-            "argv": sys.argv,
             **self.data,
         }
         js = out / "results.json"
@@ -301,8 +292,6 @@ def _jsonable(value: Any) -> Any:
         return value.tolist()
     if isinstance(value, Path):
         return str(value)
-    if isinstance(value, tuple):
-        return list(value)
     raise TypeError(f"cannot write {type(value).__name__} to JSON")
 
 

@@ -12,8 +12,6 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from ..datasets import LatentDataset, pixel_shift, rotating_object, toroidal_grid
 from ..evaluation import recovered_angles, unwound_phase_correlations
 from ..likelihoods import Gaussian
@@ -26,9 +24,11 @@ from .common import (
     Member,
     Report,
     build_members,
+    by_cell,
     cell_value,
     evaluate,
     group_runs,
+    health_columns,
     markdown_table,
     member_records,
     plot_histories,
@@ -83,9 +83,9 @@ def _train_grid(
 
 
 def _structure_rows(members: Sequence[Member], factors: int) -> tuple[list, list]:
-    groups = group_runs(members)
+    cells = by_cell(members)
     metric_rows, structure_rows = [], []
-    for entry in groups.values():
+    for key, entry in group_runs(members).items():
         cell, s = entry["cell"], entry["summary"]
         label = (cell["dataset"], cell["latent"], f"{cell['sigma_x']:g}")
         metric_rows.append(
@@ -97,7 +97,7 @@ def _structure_rows(members: Sequence[Member], factors: int) -> tuple[list, list
                 cell_value(s, "mse"),
             )
         )
-        group = [m for m in members if m.cell == cell]
+        group = cells[key]
         corr = [
             cell_value(s, f"phase_correlation_{i}", digits=4, scientific_below=1e-9)
             for i in range(factors)
@@ -107,15 +107,13 @@ def _structure_rows(members: Sequence[Member], factors: int) -> tuple[list, list
         if factors == 1:
             w = [abs(m.metrics.get("winding", 0)) == 1 for m in group]
             extra.append(f"{sum(w)}/{len(w)}")
-        drift = max(m.metrics["convergence"] for m in group)
         structure_rows.append(
             (
                 *label,
                 *corr,
                 " / ".join(f"{v:.4f}" for v in worst),
                 *extra,
-                "n/a" if math.isnan(drift) else f"{drift:.1e}",
-                str(sum(m.metrics["stopped"] is not None for m in group)),
+                *health_columns(group),
             )
         )
     return metric_rows, structure_rows
@@ -238,27 +236,22 @@ def chapter_11(out: Path, budget: Budget = CH11_DEFAULT, progress: bool = True) 
         m.metrics["unwound_phase_correlation"] = unwound.tolist()
     metric_rows, structure_rows = _structure_rows(members, 2)
     torus_rows = []
-    for latent in latents:
-        for sx in SIGMAS_X:
-            group = [
-                m for m in members if m.cell["latent"] == repr(latent) and m.cell["sigma_x"] == sx
-            ]
-            homeo = [
-                abs(round(torch.tensor(m.metrics["winding_matrix"]).double().det().item())) == 1
-                for m in group
-            ]
-            aligned = [min(m.metrics["phase_correlation"]) >= 0.95 for m in group]
-            unwound = [min(m.metrics["unwound_phase_correlation"]) for m in group]
-            torus_rows.append(
-                (
-                    repr(latent),
-                    f"{sx:g}",
-                    f"{sum(aligned)}/{len(group)}",
-                    f"{sum(homeo)}/{len(group)}",
-                    "n/a" if any(math.isnan(u) for u in unwound) else f"{min(unwound):.4f}",
-                    "; ".join(str(m.metrics["winding_matrix"]) for m in group),
-                )
+    for group in by_cell(members).values():
+        cell = group[0].cell
+        windings = [m.metrics["winding_matrix"] for m in group]
+        homeo = [abs(w[0][0] * w[1][1] - w[0][1] * w[1][0]) == 1 for w in windings]
+        aligned = [min(m.metrics["phase_correlation"]) >= 0.95 for m in group]
+        unwound = [min(m.metrics["unwound_phase_correlation"]) for m in group]
+        torus_rows.append(
+            (
+                cell["latent"],
+                f"{cell['sigma_x']:g}",
+                f"{sum(aligned)}/{len(group)}",
+                f"{sum(homeo)}/{len(group)}",
+                "n/a" if any(math.isnan(u) for u in unwound) else f"{min(unwound):.4f}",
+                "; ".join(str(w) for w in windings),
             )
+        )
     figures = []
     for latent in latents:
         slug = latent.name

@@ -9,7 +9,6 @@ Adam with :math:`\\beta = (0.9, 0.999)`, one latent sample per datapoint. Metric
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -24,9 +23,12 @@ from .budget import Budget
 from .common import (
     Report,
     build_members,
+    by_cell,
+    cell_key,
     cell_value,
     evaluate,
     group_runs,
+    health_columns,
     markdown_table,
     member_records,
     plot_histories,
@@ -68,9 +70,7 @@ def _run(
     for m in members:
         evaluate(m, vis.data, vis.latent)
     groups = group_runs(members)
-
-    def key(noise: float, sx: float) -> tuple:
-        return tuple(sorted({"noise": noise, "sigma_x": sx}.items()))
+    cells_members = by_cell(members)
 
     def thesis_cell(noise: float, sx: float, column: str) -> str:
         mean, std = thesis[(noise, sx)][column]
@@ -80,7 +80,8 @@ def _run(
     worst: dict[float, float] = {}
     for noise in NOISES:
         for sx in SIGMAS_X:
-            s = groups[key(noise, sx)]["summary"]
+            key = cell_key({"noise": noise, "sigma_x": sx})
+            s = groups[key]["summary"]
             label = (f"X_{noise:g}", f"{sx:g}")
             rows_thesis.append(
                 (
@@ -98,20 +99,17 @@ def _run(
             rows_correct.append(
                 (*label, cell_value(s, "neg_elbo"), cell_value(s, "reconstruction"))
             )
-            cell_members = [m for m in members if m.cell == {"noise": noise, "sigma_x": sx}]
+            cell_members = cells_members[key]
             corr = [m.metrics["phase_correlation"][0] for m in cell_members]
             worst[noise] = min(worst.get(noise, 1.0), min(corr))
             windings = [abs(m.metrics.get("winding", 0)) == 1 for m in cell_members]
-            drift = max(m.metrics["convergence"] for m in cell_members)
-            stopped = sum(m.metrics["stopped"] is not None for m in cell_members)
             rows_structure.append(
                 (
                     *label,
                     cell_value(s, "phase_correlation_0", digits=4, scientific_below=1e-9),
                     f"{min(corr):.4f}",
                     f"{sum(windings)}/{len(windings)}",
-                    "n/a" if math.isnan(drift) else f"{drift:.1e}",
-                    str(stopped),
+                    *health_columns(cell_members),
                 )
             )
     figures = [

@@ -29,13 +29,8 @@ from manifold_vae.vae import VAE
 TOLERANCE = {torch.float64: (1e-10, 1e-12), torch.float32: (1e-4, 1e-5)}
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models train faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread: tiny models run many times faster on a busy 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _vae(latent, sigma: float = 0.1, seed: int = 0, dtype=torch.float64, **kwargs) -> VAE:

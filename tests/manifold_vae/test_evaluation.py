@@ -32,13 +32,8 @@ D = 25
 L = 20
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models run faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread: tiny models run many times faster on a busy 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

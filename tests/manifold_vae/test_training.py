@@ -16,14 +16,8 @@ from manifold_vae.manifolds import Circle, CliffordTorus, Euclidean
 from manifold_vae.training import History, fit
 from manifold_vae.vae import ELBO, VAE
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """One torch thread: tiny models train many times faster on a busy 2-core machine."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# One torch thread: tiny models run many times faster on a busy 2-core machine.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _vae(latent=None, seed: int = 0, likelihood=None, **kwargs) -> VAE:
