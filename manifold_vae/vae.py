@@ -152,10 +152,24 @@ class VAE(nn.Module):
         """
         return self.likelihood.log_density(self._decoder_output(points), x)
 
-    def prior(self) -> Distribution:
-        """The latent manifold's prior, on this model's dtype and device."""
+    def prior(
+        self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
+    ) -> Distribution:
+        """The latent manifold's prior, by default on this model's dtype and device."""
         p = next(self.parameters())
-        return self.latent.prior(dtype=p.dtype, device=p.device)
+        return self.latent.prior(dtype=dtype or p.dtype, device=device or p.device)
+
+    def conditional(self, coords: Tensor) -> Distribution:
+        r""":math:`p(x \mid z)` at coordinates ``(..., dim)``: :meth:`decode`.
+
+        The name shared with :class:`~manifold_vae.datasets.GenerativeModel` (the protocol
+        :class:`~manifold_vae.latent_model.LatentVariableModel`).
+        """
+        return self.decode(coords)
+
+    def decoder_mean(self, coords: Tensor) -> Tensor:
+        r""":math:`E[x \mid z]` at coordinates ``(..., dim)``, shape ``(..., *data_shape)``."""
+        return self.decode(coords).mean
 
     def kl(self, posterior: Distribution, z: Tensor | None = None) -> Tensor:
         """:math:`\\mathrm{KL}(q \\| p)` per datapoint: exact when registered with torch.

@@ -142,6 +142,15 @@ class GenerativeModel:
         scale = torch.full_like(loc, self.noise)
         return Independent(Normal(loc, scale), len(self.data_shape))
 
+    def decoder_mean(self, coords: Tensor) -> Tensor:
+        r""":math:`E[x \mid z] = F(z)` at coordinates ``(..., k)``, shape ``(..., *data_shape)``.
+
+        The name shared with :class:`~manifold_vae.vae.VAE` (the protocol
+        :class:`~manifold_vae.latent_model.LatentVariableModel`).
+        """
+        self._check_coords(coords)
+        return self.mean(coords)
+
     def log_joint(self, x: Tensor, coords: Tensor) -> Tensor:
         r""":math:`\log p(x, z) = \log p(x \mid z) + \log p(z)`.
 
