@@ -41,7 +41,17 @@ from torch import Tensor, nn
 from torch.func import functional_call, stack_module_state, vmap
 from tqdm.auto import tqdm
 
-from .training import History, _adam, _check_options, _resolve_device, _stop_message
+from .training import (
+    History,
+    _adam,
+    _check_input_noise,
+    _check_lr_final,
+    _check_options,
+    _resolve_device,
+    _set_lr,
+    _stop_message,
+    learning_rate,
+)
 from .vae import ELBO, VAE, elbo_terms
 
 __all__ = ["ensemble_key", "fit_ensemble"]
@@ -271,8 +281,28 @@ class _Ensemble:
                 bad.append((member, str(error)))
         return bad
 
+    def input_noise(self, members: list[int], size: int, scale: float) -> dict[int, Tensor]:
+        """Each live member's input noise ``(size, *data_shape)`` of a step, from its generator.
+
+        Drawn once per step before any latent noise, as :func:`~manifold_vae.training.fit`
+        draws ``randn_like(batch)`` before the posterior sample.
+        """
+        shape = (size, *self.data.shape[2:])
+        return {
+            m: scale
+            * torch.randn(
+                shape, generator=self.noise_generators[m], dtype=self.dtype, device=self.device
+            )
+            for m in members
+        }
+
     def terms(
-        self, members: list[int], index: Tensor, num_samples: int, beta: float
+        self,
+        members: list[int],
+        index: Tensor,
+        num_samples: int,
+        beta: float,
+        noise: dict[int, Tensor] | None = None,
     ) -> tuple[ELBO | None, list[tuple[int, str]]]:
         r"""The ELBO terms of the ``A`` live ``members`` on their minibatches, with a graph.
 
@@ -289,6 +319,9 @@ class _Ensemble:
             Every member's datapoint indices for this step.
         num_samples, beta
             As for :meth:`VAE.elbo`.
+        noise : dict of int to Tensor, optional
+            Per member, input noise ``(b, *data_shape)`` added to its minibatch
+            (:meth:`input_noise`).
 
         Returns
         -------
@@ -311,6 +344,8 @@ class _Ensemble:
         encoder_params, decoder_params = select(self.params, "encoder.")
         encoder_buffers, decoder_buffers = select(self.buffers, "encoder.")
         x = self.data[self.source[rows].unsqueeze(1), index[rows]]  # (A, b, *data_shape)
+        if noise is not None:
+            x = x + torch.stack([noise[m] for m in members])
 
         def encode(params: dict, buffers: dict, batch: Tensor) -> Tensor:
             return functional_call(self.base.encoder, (params, buffers), (batch,))
@@ -375,6 +410,8 @@ def fit_ensemble(
     beta: float = 1.0,
     betas: tuple[float, float] = (0.9, 0.999),
     progress: bool = True,
+    lr_final: float | None = None,
+    input_noise: float = 0.0,
 ) -> list[History]:
     r"""Train ``M`` VAEs of one shape together, each exactly as :func:`fit` would train it.
 
@@ -406,7 +443,7 @@ def fit_ensemble(
         One tensor shared by all members, or one per member (the same ``N`` and shape; e.g.
         the datasets :math:`X_{0.01}, X_{0.1}, X_1` of one grid), each validated by the
         member's likelihood.
-    epochs, batch_size, lr, num_samples, beta, betas, progress
+    epochs, batch_size, lr, num_samples, beta, betas, progress, lr_final, input_noise
         As for :func:`fit` (shared by all members); the progress bar shows the members' mean
         loss.
     seeds : sequence of int, optional
@@ -428,6 +465,8 @@ def fit_ensemble(
         If the latent manifold does not implement ``reparameterize``.
     """
     _check_options(epochs, batch_size, num_samples, lr)
+    _check_lr_final(lr, lr_final)
+    _check_input_noise(input_noise)
     vaes = _check_members(vaes, device)
     seeds = _check_seeds(seeds, len(vaes))
     tensors = _check_data(data, vaes)
@@ -443,6 +482,7 @@ def fit_ensemble(
     for epoch in bar:
         if not any(ensemble.live):
             break
+        _set_lr(optimizer, learning_rate(epoch, epochs, lr, lr_final))
         orders = torch.stack(
             [
                 torch.randperm(n, generator=generator)
@@ -455,9 +495,12 @@ def fit_ensemble(
         for start in range(0, n, batch_size):
             index = orders[:, start : start + batch_size]
             members = [m for m in range(ensemble.size) if ensemble.live[m]]
+            noise = None
+            if input_noise > 0:  # drawn once: a retry after freezing members reuses it
+                noise = ensemble.input_noise(members, index.shape[1], input_noise)
             terms = None
             while members:
-                terms, bad = ensemble.terms(members, index, num_samples, beta)
+                terms, bad = ensemble.terms(members, index, num_samples, beta, noise)
                 if not bad:
                     break
                 for member, message in bad:

@@ -15,7 +15,7 @@ from tqdm.auto import tqdm
 
 from .vae import VAE
 
-__all__ = ["History", "fit"]
+__all__ = ["History", "fit", "learning_rate"]
 
 
 @dataclass
@@ -49,6 +49,42 @@ def _check_options(epochs: int, batch_size: int, num_samples: int, lr: float) ->
         )
     if not (lr > 0 and math.isfinite(lr)):
         raise ValueError(f"lr must be a positive finite number, got {lr}")
+
+
+def _check_lr_final(lr: float, lr_final: float | None) -> None:
+    """``ValueError`` unless ``lr_final`` is ``None`` or in ``(0, lr]``."""
+    if lr_final is not None and not (0 < lr_final <= lr and math.isfinite(lr_final)):
+        raise ValueError(f"lr_final must be None or in (0, lr = {lr:g}], got {lr_final}")
+
+
+def learning_rate(epoch: int, epochs: int, lr: float, lr_final: float | None = None) -> float:
+    r"""The step size of 0-based ``epoch``: constant, or a cosine from ``lr`` to ``lr_final``.
+
+    .. math::
+
+        \eta_e = \eta_{\text{final}} + \tfrac12 (\eta - \eta_{\text{final}})
+        \big(1 + \cos(\pi e / (E - 1))\big), \qquad e = 0, \dots, E - 1,
+
+    so the first epoch uses ``lr`` and the last ``lr_final`` (``lr`` throughout when
+    ``lr_final`` is ``None`` or ``epochs == 1``). One schedule for :func:`fit` and
+    ``fit_ensemble``, set at the start of every epoch.
+    """
+    if lr_final is None or epochs <= 1:
+        return lr
+    return lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * epoch / (epochs - 1)))
+
+
+def _check_input_noise(input_noise: float) -> None:
+    """``ValueError`` unless ``input_noise`` is a finite standard deviation ``>= 0``."""
+    if isinstance(input_noise, bool) or not (
+        isinstance(input_noise, (int, float)) and math.isfinite(input_noise) and input_noise >= 0
+    ):
+        raise ValueError(f"input_noise must be a finite standard deviation >= 0, got {input_noise}")
+
+
+def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    for group in optimizer.param_groups:
+        group["lr"] = lr
 
 
 def _adam(params: Iterable[Tensor], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
@@ -91,6 +127,8 @@ def fit(
     betas: tuple[float, float] = (0.9, 0.999),
     progress: bool = True,
     checkpoint: str | os.PathLike | None = None,
+    lr_final: float | None = None,
+    input_noise: float = 0.0,
 ) -> History:
     r"""Train ``vae`` on ``data`` by minibatch Adam on the mean negative ELBO.
 
@@ -122,12 +160,21 @@ def fit(
         Show a progress bar with the current loss.
     checkpoint : path, optional
         If given, the model is saved there (atomically) after every good epoch.
+    lr_final : float, optional
+        Anneal the step size from ``lr`` to ``lr_final`` by a cosine over the epochs
+        (:func:`learning_rate`); ``None`` keeps ``lr``.
+    input_noise : float
+        Standard deviation :math:`s \ge 0` of Gaussian noise added to every minibatch before
+        it is encoded (and reconstructed): the model is trained on :math:`x + s\,\varepsilon`.
+        The noise is drawn from the seeded RNG just before the latent noise of the same step.
 
     Returns
     -------
     History
     """
     _check_options(epochs, batch_size, num_samples, lr)
+    _check_lr_final(lr, lr_final)
+    _check_input_noise(input_noise)
     vae.likelihood.validate_data(data)
     device = _resolve_device(device, vae)
     dtype = next(vae.parameters()).dtype
@@ -145,10 +192,13 @@ def fit(
         torch.manual_seed(seed)
         bar = tqdm(range(epochs), desc=f"fit {vae.latent!r}", disable=not progress, leave=False)
         for epoch in bar:
+            _set_lr(optimizer, learning_rate(epoch, epochs, lr, lr_final))
             totals = torch.zeros(3, dtype=torch.float64)
             order = torch.randperm(n, generator=generator).to(device)
             for start in range(0, n, batch_size):
                 batch = data[order[start : start + batch_size]]
+                if input_noise > 0:
+                    batch = batch + input_noise * torch.randn_like(batch)
                 problem = None
                 try:
                     terms = vae.elbo(batch, num_samples=num_samples, beta=beta)

@@ -12,12 +12,16 @@ class Budget:
     """Training budget of an experiment.
 
     ``epochs`` passes over the data per model, ``reps`` repetitions per grid cell (different
-    seeds), ``n`` training datapoints for datasets drawn at random (ignored by fixed datasets).
+    seeds), ``n`` training datapoints for datasets drawn at random (ignored by fixed datasets),
+    ``restarts`` random initialisations per model of which the best by training loss is kept
+    (see :func:`~manifold_vae.reproduce.common.train_members`; ignored by experiments that
+    train without restarts).
     """
 
     epochs: int
     reps: int
     n: int
+    restarts: int = 1
 
     def __post_init__(self) -> None:
         for f in fields(self):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
@@ -55,6 +56,22 @@ class Member:
     seed: int
     history: History | None = None
     metrics: dict[str, Any] = field(default_factory=dict)
+    #: Further initialisations ``(model, seed)`` of this member (restarts); after
+    #: :func:`train_members` the member holds the candidate with the best training loss.
+    candidates: list[tuple[VAE, int]] = field(default_factory=list)
+    #: After training with restarts: ``{"chosen", "seeds", "final_loss"}`` of the candidates.
+    restarts: dict[str, Any] | None = None
+
+
+#: Seed offset of restart ``j`` of a member: seed ``seed + RESTART_SEED * j``.
+RESTART_SEED = 100_000
+
+
+def _made(make: Callable, cell: Mapping[str, Any], seed: int, dtype: torch.dtype):
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        vae, data = make(cell)
+    return vae.to(dtype), data.to(dtype)
 
 
 def build_members(
@@ -62,21 +79,75 @@ def build_members(
     reps: int,
     make: Callable[[Mapping[str, Any]], tuple[VAE, Tensor]],
     dtype: torch.dtype = torch.float32,
+    restarts: int = 1,
 ) -> list[Member]:
     """One member per (cell, repetition); network weights seeded by the member's seed.
 
     ``make(cell)`` returns the untrained model and its training data. The seed of cell ``i``,
     repetition ``r`` is ``1000 * r + i`` (data order, latent noise and initial weights).
+    With ``restarts = k > 1`` each member also gets ``k - 1`` further initialisations, seeded
+    ``seed + 100000 j`` (:data:`RESTART_SEED`), all trained by :func:`train_members`, which
+    keeps the one with the lowest final training loss (the negative ELBO: an unsupervised
+    choice that never looks at the true latent values).
     """
+    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
+        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
     members = []
     for rep in range(reps):
         for i, cell in enumerate(cells):
             seed = 1000 * rep + i
-            with torch.random.fork_rng():
-                torch.manual_seed(seed)
-                vae, data = make(cell)
-            members.append(Member(dict(cell), rep, vae.to(dtype), data.to(dtype), seed))
+            vae, data = _made(make, cell, seed, dtype)
+            member = Member(dict(cell), rep, vae, data, seed)
+            for j in range(1, restarts):
+                extra = seed + RESTART_SEED * j
+                member.candidates.append((_made(make, cell, extra, dtype)[0], extra))
+            members.append(member)
     return members
+
+
+def _final_loss(history: History) -> tuple[bool, float]:
+    """Sort key of a trained candidate: finished runs first, then by last epoch's loss."""
+    loss = history.loss[-1] if history.loss else math.inf
+    return (history.stopped is not None, loss if math.isfinite(loss) else math.inf)
+
+
+def _starts(member: Member) -> list[tuple[VAE, int]]:
+    """The member's initialisations: its own model and seed, then its restart candidates."""
+    return [(member.vae, member.seed), *member.candidates]
+
+
+def _fit_runs(
+    runs: Sequence[tuple[Tensor, VAE, int]], epochs: int, options: Mapping[str, Any]
+) -> list[History]:
+    """Train ``(data, model, seed)`` runs in place, one ensemble per model shape and data size."""
+    groups: dict[tuple, list[int]] = {}
+    for i, (data, vae, _) in enumerate(runs):
+        groups.setdefault((ensemble_key(vae), len(data)), []).append(i)
+    histories: list[History | None] = [None] * len(runs)
+    for rows in groups.values():
+        trained = fit_ensemble(
+            [runs[i][1] for i in rows],
+            [runs[i][0] for i in rows],
+            epochs=epochs,
+            seeds=[runs[i][2] for i in rows],
+            **options,
+        )
+        for i, history in zip(rows, trained, strict=True):
+            runs[i][1].cpu()
+            histories[i] = history
+    return histories  # type: ignore[return-value]
+
+
+def _choose(member: Member, histories: Sequence[History], screen_epochs: int | None) -> int:
+    """Index of the best start by :func:`_final_loss`; records the choice in ``restarts``."""
+    best = min(range(len(histories)), key=lambda j: _final_loss(histories[j]))
+    member.restarts = {
+        "chosen": best,
+        "seeds": [seed for _, seed in _starts(member)],
+        "final_loss": [h.loss[-1] if h.loss else math.nan for h in histories],
+        "screen_epochs": screen_epochs,
+    }
+    return best
 
 
 def train_members(
@@ -86,32 +157,56 @@ def train_members(
     lr: float = 1e-3,
     progress: bool = True,
     device: str | None = None,
+    lr_final: float | None = None,
+    beta: float = 1.0,
+    input_noise: float = 0.0,
+    screen_epochs: int | None = None,
 ) -> float:
     """Train all members, one vectorised ensemble per model shape; returns the wall time.
 
     Members with the same latent, data shape and size, likelihood family and network shapes
     (possibly different data and decoder scales) share one
     :func:`~manifold_vae.ensemble.fit_ensemble` call; each is trained exactly as
-    :func:`~manifold_vae.training.fit` would train it alone.
+    :func:`~manifold_vae.training.fit` would train it alone. ``beta`` (KL weight) and
+    ``input_noise`` (std of the Gaussian noise added to each minibatch) apply to every member.
+
+    Restarts. A member with restart candidates (``build_members(..., restarts=k)``) keeps the
+    start of lowest final training loss (negative ELBO). With ``screen_epochs = None`` all
+    ``k`` starts are trained for ``epochs`` and the best is kept; with ``screen_epochs = W``
+    copies of the ``k`` starts are first trained for ``W`` epochs at constant ``lr`` (the
+    screen), and only the best start is then trained for ``epochs``: ``k W + epochs`` epochs
+    of work instead of ``k epochs``, for failures that show early (a torn torus does). Either
+    way the kept model is exactly what ``fit`` makes of its start.
     """
-    groups: dict[tuple, list[Member]] = {}
-    for m in members:
-        groups.setdefault((ensemble_key(m.vae), len(m.data)), []).append(m)
+    options = {
+        "batch_size": batch_size,
+        "lr": lr,
+        "device": device,
+        "progress": progress,
+        "beta": beta,
+        "input_noise": input_noise,
+    }
+    if screen_epochs is not None and (
+        isinstance(screen_epochs, bool) or not isinstance(screen_epochs, int) or screen_epochs < 1
+    ):
+        raise ValueError(f"screen_epochs must be None or a positive integer, got {screen_epochs!r}")
     start = time.perf_counter()
-    for group in groups.values():
-        histories = fit_ensemble(
-            [m.vae for m in group],
-            [m.data for m in group],
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seeds=[m.seed for m in group],
-            device=device,
-            progress=progress,
-        )
-        for m, h in zip(group, histories, strict=True):
-            m.history = h
-            m.vae.cpu()
+    if screen_epochs is not None:
+        screened = [m for m in members if m.candidates]
+        runs = [(m.data, copy.deepcopy(vae), seed) for m in screened for vae, seed in _starts(m)]
+        histories = iter(_fit_runs(runs, screen_epochs, options))
+        for m in screened:
+            starts = _starts(m)
+            m.vae, m.seed = starts[_choose(m, [next(histories) for _ in starts], screen_epochs)]
+            m.candidates = []
+    runs = [(m.data, vae, seed) for m in members for vae, seed in _starts(m)]
+    histories = iter(_fit_runs(runs, epochs, {**options, "lr_final": lr_final}))
+    for m in members:
+        starts = _starts(m)
+        trained = [next(histories) for _ in starts]
+        best = _choose(m, trained, None) if len(starts) > 1 else 0
+        (m.vae, m.seed), m.history = starts[best], trained[best]
+        m.candidates = []
     return time.perf_counter() - start
 
 
@@ -151,6 +246,8 @@ def evaluate(member: Member, vis_data: Tensor, vis_latent: Tensor, loop: bool = 
         metrics["convergence"] = convergence(history)
         metrics["stopped"] = history.stopped
         metrics["final_loss"] = history.loss[-1] if history.loss else math.nan
+    if member.restarts is not None:
+        metrics["restarts"] = member.restarts
     member.metrics = metrics
 
 

@@ -326,9 +326,33 @@ def test_bad_seeds_raise(seeds, message):
         fit_ensemble(_members(), _data(0.1, 0, n=8), seeds=seeds, progress=False)
 
 
+def test_learning_rate_schedule_ensemble_equals_fit():
+    """The cosine schedule (lr_final) is applied per epoch in both trainers alike."""
+    vaes = [_vae(Circle(), sigma, seed=i) for i, sigma in enumerate((0.1, 1.0))]
+    data = _data(0.1, 1, n=130)
+    options = {"epochs": 3, "batch_size": 64, "lr": 1e-2, "lr_final": 1e-4}
+    models, expected = _sequential(vaes, data, [0, 1], **options)
+    histories = fit_ensemble(vaes, data, progress=False, **options)
+    _assert_same_models(vaes, models, torch.float64)
+    _assert_same_histories(histories, expected, torch.float64)
+    constant, _ = _sequential(
+        [_vae(Circle(), 0.1, seed=0)], data, [0], **{**options, "lr_final": None}
+    )
+    key = "decoder.layers.0.weight"
+    assert not torch.allclose(constant[0].state_dict()[key], vaes[0].state_dict()[key])
+
+
 @pytest.mark.parametrize(
     "options",
-    [{"epochs": -1}, {"batch_size": 0}, {"num_samples": 0}, {"lr": 0.0}, {"lr": float("nan")}],
+    [
+        {"epochs": -1},
+        {"batch_size": 0},
+        {"num_samples": 0},
+        {"lr": 0.0},
+        {"lr": float("nan")},
+        {"lr_final": 0.0},
+        {"lr_final": 1.0},
+    ],
     ids=repr,
 )
 def test_bad_options_raise(options):
@@ -371,3 +395,35 @@ def test_ensemble_on_cuda_equals_fit_on_cuda(latent):
     assert all(next(v.parameters()).is_cuda for v in vaes)
     _assert_same_models(vaes, models, torch.float64)
     _assert_same_histories(histories, expected, torch.float64)
+
+
+# --- input noise -----------------------------------------------------------------------------
+@pytest.mark.parametrize("latent", [Euclidean(2), Circle()], ids=repr)
+def test_input_noise_ensemble_equals_fit(latent):
+    """Input noise from each member's generator: still fit's result, also after a member stops.
+
+    Member 2's encoder outputs nan, so its posterior is invalid in the first step and the
+    others' step is retried without it: their input noise must not be drawn twice.
+    """
+    data = _data(0.1, 1, n=100)
+    vaes = [_vae(latent, seed=s) for s in range(3)]
+    with torch.no_grad():
+        vaes[2].encoder.layers[-1].bias.fill_(float("nan"))
+    options = {"epochs": 2, "batch_size": 32, "lr": 1e-2, "input_noise": 0.3}
+    with pytest.warns(RuntimeWarning, match="invalid distribution parameters"):
+        models, expected = _sequential(vaes, data, [4, 5, 6], **options)
+    with pytest.warns(RuntimeWarning, match=r"member 2 .*invalid distribution parameters"):
+        histories = fit_ensemble(vaes, data, seeds=[4, 5, 6], progress=False, **options)
+    _assert_same_histories(histories, expected, torch.float64)
+    _assert_same_models(vaes[:2], models[:2], torch.float64)  # member 2 keeps its nan
+    options["input_noise"] = 0.0
+    noiseless = fit(_vae(latent, seed=0), data, seed=4, progress=False, **options)
+    assert noiseless.loss[0] != pytest.approx(histories[0].loss[0], rel=1e-6)  # noise is added
+
+
+@pytest.mark.parametrize("input_noise", [-0.1, float("nan"), float("inf")])
+def test_bad_input_noise_raises(input_noise):
+    with pytest.raises(ValueError, match="input_noise"):
+        fit_ensemble(_members(), _data(0.1, 0, n=8), progress=False, input_noise=input_noise)
+    with pytest.raises(ValueError, match="input_noise"):
+        fit(_members()[0], _data(0.1, 0, n=8), progress=False, input_noise=input_noise)

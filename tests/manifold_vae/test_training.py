@@ -13,7 +13,7 @@ from manifold_vae.datasets import sinusoids, sinusoids_grid
 from manifold_vae.evaluation import circular_correlation
 from manifold_vae.likelihoods import Bernoulli, Gaussian
 from manifold_vae.manifolds import Circle, CliffordTorus, Euclidean
-from manifold_vae.training import History, fit
+from manifold_vae.training import History, fit, learning_rate
 from manifold_vae.vae import ELBO, VAE
 
 # One torch thread: tiny models run many times faster on a busy 2-core machine.
@@ -259,3 +259,20 @@ def test_fit_emits_no_warning_when_nothing_goes_wrong():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         _fit(copy.deepcopy(vae), _data(), epochs=1)
+
+
+def test_learning_rate_schedule():
+    """Cosine from lr (first epoch) to lr_final (last epoch); constant without lr_final."""
+    assert [learning_rate(e, 5, 1e-2) for e in range(5)] == [1e-2] * 5
+    rates = [learning_rate(e, 5, 1e-2, 1e-4) for e in range(5)]
+    assert rates[0] == pytest.approx(1e-2) and rates[-1] == pytest.approx(1e-4)
+    assert rates[2] == pytest.approx(0.5 * (1e-2 + 1e-4))
+    assert rates == sorted(set(rates), reverse=True)  # strictly decreasing
+    assert learning_rate(0, 1, 1e-2, 1e-4) == 1e-2
+
+
+@pytest.mark.parametrize("lr_final", [0.0, -1e-3, 2e-3, float("nan")])
+def test_bad_lr_final_raises(lr_final):
+    vae = VAE(Circle(), (25,), Gaussian(0.1))
+    with pytest.raises(ValueError, match="lr_final"):
+        fit(vae, sinusoids(n=8).data, epochs=1, lr=1e-3, lr_final=lr_final, progress=False)
