@@ -31,6 +31,7 @@ from .vae import VAE
 __all__ = [
     "GridWindings",
     "circular_correlation",
+    "encoding_nonuniformity",
     "factor_assignment",
     "factor_correlations",
     "format_mean_std",
@@ -553,6 +554,52 @@ def winding_number(
     if angles.dim() == 1:
         return (int(winding), float(jump)) if return_max_jump else int(winding)
     return (winding, jump) if return_max_jump else winding
+
+
+def encoding_nonuniformity(angles: Tensor) -> float:
+    r"""How far the encoding of a loop at regular phases is from uniform, in nats.
+
+    For encoded angles :math:`\theta_1..\theta_N` of :math:`N` regularly spaced true phases
+    (:math:`X_{Vis}` in order) on a loop of winding number :math:`w = \pm 1`, the relative
+    speeds :math:`r_i = \delta_i N / (2\pi w)` of the steps
+    :math:`\delta_i = \operatorname{wrap}(\theta_{i+1} - \theta_i)` average to 1, and
+
+    .. math::
+
+        G = -\frac1N \sum_i \log r_i \;\ge\; 0
+
+    (Jensen), with equality exactly for a uniform encoding :math:`\theta = \pm\varphi + c`.
+    :math:`G` discretises :math:`-E_\varphi \log|\theta'(\varphi)|`, which is what a
+    uniform re-encoding would gain in ELBO (nats per datapoint) when the posteriors are narrow:
+    with the posterior time fitted to each point, the ELBO of a point is
+    :math:`\log|\theta'(\varphi)|` plus terms that do not depend on the encoding. So a
+    small :math:`G` means that the objective barely distinguishes a non-uniform encoding.
+
+    Parameters
+    ----------
+    angles : Tensor, shape=[N]
+        Encoded angles in the order of the regular true phases, ``N >= 3``.
+
+    Returns
+    -------
+    float
+        :math:`G`; ``inf`` if the encoding is not monotone (a step against the orientation),
+        ``nan`` if the loop does not wind exactly once.
+    """
+    if not torch.is_tensor(angles) or angles.dim() != 1 or angles.shape[0] < 3:
+        raise ValueError(
+            "angles must be a 1-D tensor of N >= 3 encoded angles, got "
+            f"{tuple(angles.shape) if torch.is_tensor(angles) else type(angles).__name__}"
+        )
+    angles = angles.detach().double().cpu()
+    steps = _wrap(angles.roll(-1) - angles)
+    winding = round(float(steps.sum()) / (2.0 * math.pi))
+    if abs(winding) != 1:
+        return math.nan
+    speed = steps * angles.shape[0] / (2.0 * math.pi * winding)
+    if bool((speed <= 0).any()):
+        return math.inf
+    return float(-torch.log(speed).mean())
 
 
 def loop_winding(

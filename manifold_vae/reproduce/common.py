@@ -17,6 +17,7 @@ from torch import Tensor
 
 from ..ensemble import ensemble_key, fit_ensemble
 from ..evaluation import (
+    encoding_nonuniformity,
     factor_correlations,
     format_mean_std,
     recovered_angles,
@@ -241,6 +242,7 @@ def evaluate(member: Member, vis_data: Tensor, vis_latent: Tensor, loop: bool = 
     metrics["phase_correlation"] = factor_correlations(vis_latent, recovered).tolist()
     if loop and vis_latent.shape[-1] == 1:
         metrics["winding"] = int(winding_number(recovered[:, 0]))
+        metrics["nonuniformity"] = encoding_nonuniformity(recovered[:, 0])
     history = member.history
     if history is not None:
         metrics["convergence"] = convergence(history)

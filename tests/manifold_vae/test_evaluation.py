@@ -12,6 +12,7 @@ from manifold_vae.datasets import sinusoids_grid
 from manifold_vae.evaluation import (
     _correlation_matrix,
     circular_correlation,
+    encoding_nonuniformity,
     factor_assignment,
     factor_correlations,
     format_mean_std,
@@ -406,3 +407,20 @@ def test_winding_matrix_and_unwound_correlations_of_torus_maps():
         winding_matrix(shear, (n * n,))
     with pytest.raises(ValueError, match="recovered must have shape"):
         winding_matrix(shear[:-1], (n, n))
+
+
+def test_encoding_nonuniformity_is_the_jensen_gap():
+    """G = -E log theta'(phi): exact for theta = phi + a sin phi, 0 when uniform or reflected."""
+    phi = torch.linspace(-math.pi, math.pi, 201, dtype=torch.float64)[:-1]
+    assert encoding_nonuniformity(phi + 0.7) == pytest.approx(0.0, abs=1e-12)
+    assert encoding_nonuniformity(-phi) == pytest.approx(0.0, abs=1e-12)
+    for a in (0.1, 0.3, 0.6):
+        exact = -math.log((1.0 + math.sqrt(1.0 - a * a)) / 2.0)
+        theta = phi + a * torch.sin(phi)
+        assert encoding_nonuniformity(theta) == pytest.approx(exact, rel=1e-3)
+        assert encoding_nonuniformity(-theta) == pytest.approx(exact, rel=1e-3)
+    assert encoding_nonuniformity(phi + 1.5 * torch.sin(phi)) == math.inf  # folds back
+    assert math.isnan(encoding_nonuniformity(torch.zeros(50)))  # does not wind
+    assert math.isnan(encoding_nonuniformity(2 * phi))  # winds twice
+    with pytest.raises(ValueError, match="angles"):
+        encoding_nonuniformity(torch.zeros(2))
