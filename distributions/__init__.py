@@ -1,4 +1,5 @@
-"""Exact heat-kernel and uniform distributions on the circle and tori, for torch and Pyro.
+"""Exact heat-kernel and uniform distributions on the circle, tori and the sphere, for torch and
+Pyro.
 
 This package depends on torch and Pyro only (never on ``manifold_vae``). Importing it registers
 the exact KL divergences with ``torch.distributions.kl_divergence`` and changes no global
@@ -7,11 +8,14 @@ setting.
 
 from . import constraints, kl
 from .circle import CircleHeatKernel, CircleUniform
+from .sphere import SphereHeatKernel, SphereUniform
 from .torus import TorusHeatKernel, TorusUniform
 
 __all__ = [
     "CircleHeatKernel",
     "CircleUniform",
+    "SphereHeatKernel",
+    "SphereUniform",
     "TorusHeatKernel",
     "TorusUniform",
     "constraints",

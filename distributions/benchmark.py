@@ -1,5 +1,8 @@
 r"""Benchmark of the circle heat kernel: speed against torch's von Mises, accuracy against mpmath.
 
+The sphere heat kernel is measured too, against Pyro's ``ProjectedNormal``
+(:mod:`distributions._sphere_benchmark`).
+
 Run ``python -m distributions.benchmark --help``. In one run it measures, on batches of ``n``
 elements with per-element random parameters (``loc`` uniform, ``time`` log-uniform on
 ``TIME_RANGE``, the von Mises ``concentration = 1 / (2 time)`` matched to the same spread):
@@ -37,6 +40,7 @@ from torch.distributions import VonMises, kl_divergence
 
 from ._angles import PI, wrap_angle
 from ._series import _log_density_where
+from ._sphere_benchmark import measure_sphere, sphere_lines
 from .circle import CircleHeatKernel
 
 __all__ = [
@@ -400,6 +404,8 @@ def format_report(result: dict[str, Any]) -> str:
     lines += _throughput_lines(result["throughput"], result["n"], result["repeats"])
     lines.append("")
     lines += _accuracy_lines(result["accuracy"])
+    if "sphere" in result:
+        lines += ["", *sphere_lines(result["sphere"])]
     return "\n".join(lines)
 
 
@@ -445,6 +451,10 @@ def run(
     }
     result["accuracy"] = (
         measure_accuracy(dtypes, quick) if accuracy else {"available": False, "reason": "skipped"}
+    )
+    # the sphere's small-time log_prob is a 28-node quadrature: a smaller batch
+    result["sphere"] = measure_sphere(
+        max(n // 20, 1), repeats, dtypes, devices, accuracy, quick, seed
     )
     return result
 

@@ -1,4 +1,5 @@
-"""Constraints of the manifold distributions: finite reals, positive finite times, angles."""
+"""Constraints of the manifold distributions: finite reals, positive finite times, angles, unit
+vectors."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from torch.distributions.transforms import Transform
 
 from ._angles import LOG_2PI, PI, wrap_angle
 
-__all__ = ["angle", "finite", "positive_finite"]
+__all__ = ["angle", "finite", "positive_finite", "sphere"]
 
 
 class _Finite(constraints.Constraint):
@@ -48,9 +49,34 @@ class _Angle(constraints._HalfOpenInterval):
         return "angle(-pi <= value < pi)"
 
 
+class _Sphere(constraints.Constraint):
+    r"""Unit vectors :math:`x \in R^n`, :math:`\lVert x \rVert = 1` (for ``n = 3``: points of
+    :math:`S^2`), the support of the sphere distributions.
+
+    A vector satisfies it when it is finite and :math:`|\lVert x\rVert^2 - 1|` is at most
+    :data:`SPHERE_TOLERANCE_ULPS` unit roundoffs of its dtype, which ``x / x.norm(dim=-1,
+    keepdim=True)`` always meets. ``event_dim = 1``: one check per vector.
+    """
+
+    event_dim = 1
+
+    def check(self, value: Tensor) -> Tensor:
+        eps = torch.finfo(value.dtype).eps if value.is_floating_point() else 0.0
+        norm2 = (value * value).sum(-1)
+        finite = torch.isfinite(value).all(-1)
+        return finite & ((norm2 - 1.0).abs() <= SPHERE_TOLERANCE_ULPS * eps)
+
+    def __repr__(self) -> str:
+        return "sphere(|value| = 1)"
+
+
+#: Tolerance of :data:`sphere` on the squared norm, in unit roundoffs of the value's dtype.
+SPHERE_TOLERANCE_ULPS = 64
+
 finite = _Finite()
 positive_finite = _PositiveFinite()
 angle = _Angle()
+sphere = _Sphere()
 
 
 class _AngleTransform(Transform):

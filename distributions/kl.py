@@ -8,6 +8,8 @@ r"""Exact KL divergences between the heat kernels and uniform distributions, reg
   exact log densities, error below :math:`10^{-13}\max(1, \mathrm{KL})`
   (:func:`distributions._circle_kl.circle_kl`);
 * uniform against uniform: zero.
+* sphere heat kernel against the sphere's uniform: :math:`\log 4\pi - H(t)`, exact for every
+  time (:func:`distributions._sphere_series.sphere_kl_to_uniform`).
 """
 
 from __future__ import annotations
@@ -18,7 +20,9 @@ from torch.distributions import register_kl
 
 from ._circle_kl import circle_kl
 from ._series import circle_kl_to_uniform
+from ._sphere_series import sphere_kl_to_uniform
 from .circle import CircleHeatKernel, CircleUniform
+from .sphere import SphereHeatKernel, SphereUniform
 from .torus import TorusHeatKernel, TorusUniform
 
 __all__: list[str] = []
@@ -69,6 +73,18 @@ def _kl_torus_heat_heat(p: TorusHeatKernel, q: TorusHeatKernel) -> Tensor:
 @register_kl(TorusUniform, TorusUniform)
 def _kl_torus_uniform_uniform(p: TorusUniform, q: TorusUniform) -> Tensor:
     _check_factors(p, q)
+    return torch.zeros(
+        torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device
+    )
+
+
+@register_kl(SphereHeatKernel, SphereUniform)
+def _kl_sphere_heat_uniform(p: SphereHeatKernel, q: SphereUniform) -> Tensor:
+    return _batch_of(p, q, sphere_kl_to_uniform(p.time))
+
+
+@register_kl(SphereUniform, SphereUniform)
+def _kl_sphere_uniform_uniform(p: SphereUniform, q: SphereUniform) -> Tensor:
     return torch.zeros(
         torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device
     )

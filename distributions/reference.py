@@ -24,6 +24,9 @@ __all__ = [
     "circle_kl",
     "circle_kl_to_uniform",
     "circle_log_density",
+    "sphere_density",
+    "sphere_kl_to_uniform",
+    "sphere_log_density",
 ]
 
 #: Decimal digits of the density references.
@@ -139,3 +142,115 @@ def circle_kl(loc1: float, time1: float, loc2: float, time2: float) -> mp.mpf:
                         if -mp.pi < x < mp.pi:
                             pts.add(x)
         return mp.quad(integrand, sorted(pts))
+
+
+# ---------------------------------------------------------------------------------------------
+# The sphere S^2 (density with respect to area, time t with dp/dt = Laplace p)
+
+#: Below this time the sphere references use the image integral, above it the Legendre series.
+SPHERE_SERIES_TIME = 0.02
+#: Decimal digits of the image-integral reference (adaptive quadrature is slow at ``DPS``).
+SPHERE_IMAGE_DPS = 25
+
+
+def _sphere_legendre(theta: mp.mpf, t: mp.mpf) -> mp.mpf:
+    r"""``(1/4pi) sum_l (2l+1) exp(-l(l+1)t) P_l(cos theta)``, summed to ``10**-(DPS + 10)``.
+
+    The working precision is raised by the digits that cancel at the antipode (the largest
+    term is about :math:`1/t`, the sum about :math:`e^{-\pi^2/4t}`).
+    """
+    lost = int(mp.ceil(mp.pi**2 / (4 * t) / mp.log(10))) + 10
+    with mp.workdps(DPS + lost):
+        t = mp.mpf(t)
+        c = mp.cos(theta)
+        bound = (DPS + lost + 10) * mp.log(10) / t
+        lmax = int(mp.sqrt(bound)) + 10
+        p_prev, p_cur = mp.mpf(1), c
+        total = 1 + 3 * mp.exp(-2 * t) * c
+        for n in range(1, lmax):  # P_{n+1} from P_n, P_{n-1}
+            p_prev, p_cur = p_cur, ((2 * n + 1) * c * p_cur - n * p_prev) / (n + 1)
+            total += (2 * n + 3) * mp.exp(-(n + 1) * (n + 2) * t) * p_cur
+        return total / (4 * mp.pi)
+
+
+def _sphere_images(theta: mp.mpf, t: mp.mpf) -> mp.mpf:
+    r"""The exact image integral of the kernel (any ``t``; used for small ``t``).
+
+    .. math::
+
+        p_t(\theta) = \frac{2 e^{t/4}}{(4\pi t)^{3/2}} \sum_{k=-3}^{3} (-1)^k
+            \int_0^{\pi/2} \frac{\varphi + 2\pi k}{\sin(\varphi/2)}
+            e^{-(\varphi + 2\pi k)^2/4t}\, dw,
+        \qquad \cos\frac{\varphi}{2} = \cos\frac{\theta}{2}\cos w,
+
+    by adaptive (tanh-sinh) quadrature split at multiples of :math:`\sqrt t` from both ends
+    (the image :math:`k = -1` peaks at :math:`w = \pi/2` near the antipode); the images
+    :math:`|k| > 3` are below :math:`e^{-6\pi^2/t}` relative.
+    """
+    s, c = mp.sin(theta / 2), mp.cos(theta / 2)
+
+    def integrand(w):
+        sin_half = mp.sqrt(s**2 + (c * mp.sin(w)) ** 2)
+        phi = 2 * mp.atan2(sin_half, c * mp.cos(w))
+        total = mp.fsum(
+            (-1) ** k
+            * (phi + 2 * mp.pi * k)
+            * mp.exp(-((phi + 2 * mp.pi * k) ** 2 - theta**2) / (4 * t))
+            for k in range(-3, 4)
+        )  # e^{-theta^2/4t} factored out: mp.quad's error estimate is absolute
+        return total / sin_half
+
+    root, end = mp.sqrt(t), mp.pi / 2
+    steps = [k * root for k in (0.5, 2, 8) if k * root < end]
+    points = sorted({mp.mpf(0), end, *steps, *[end - x for x in steps]})
+    integral = mp.quad(integrand, points)
+    scale = mp.exp(t / 4 - theta**2 / (4 * t)) * (4 * mp.pi * t) ** (-mp.mpf(3) / 2)
+    return 2 * scale * integral
+
+
+def sphere_density(theta: float, time: float, method: str | None = None) -> mp.mpf:
+    """Heat kernel on the unit sphere at polar angle ``theta`` in ``[0, pi]``.
+
+    The Legendre series (``DPS`` digits) for ``time >= 0.02`` and the image integral
+    (``SPHERE_IMAGE_DPS`` digits) below, unless ``method``
+    (``"legendre"`` or ``"images"``) asks for one (both are exact; tests check that they agree).
+    """
+    if method is None:
+        method = "legendre" if time >= SPHERE_SERIES_TIME else "images"
+    with mp.workdps(DPS):
+        th, t = mp.mpf(theta), mp.mpf(time)
+        if method == "legendre":
+            return +_sphere_legendre(th, t)
+        if method == "images":
+            with mp.workdps(SPHERE_IMAGE_DPS):
+                return _sphere_images(th, t)
+        raise ValueError(f"method must be 'legendre' or 'images', got {method!r}")
+
+
+def sphere_log_density(theta: float, time: float, method: str | None = None) -> mp.mpf:
+    """Log of :func:`sphere_density`."""
+    with mp.workdps(DPS):
+        return mp.log(sphere_density(theta, time, method))
+
+
+def sphere_kl_to_uniform(time: float) -> mp.mpf:
+    r"""KL of the sphere kernel to the uniform distribution, to about 30 digits.
+
+    :math:`2\pi\int_0^\pi \sin\theta\,[p\log(4\pi p) - (p - 1/4\pi)]\,d\theta` (the
+    subtracted term integrates to zero and keeps the integrand small for large ``time``), by
+    adaptive quadrature split at multiples of :math:`\sqrt{2t}` and cut at :math:`20\sqrt{2t}`
+    (the neglected tail is below :math:`e^{-200}`). Slow for ``time < 0.02`` (nested
+    quadrature): tens of seconds per value.
+    """
+    with mp.workdps(30):
+
+        def integrand(th):
+            q = 4 * mp.pi * sphere_density(th, time)
+            return mp.sin(th) * (q * mp.log(q) - q + 1) / 2
+
+        width = mp.sqrt(2 * mp.mpf(time))
+        end = min(mp.pi, 20 * width)  # beyond, p < e^{-200} of its peak
+        points = sorted(
+            {mp.mpf(0), end, *[k * width for k in (0.5, 1, 2, 4, 8, 16) if k * width < end]}
+        )
+        return mp.quad(integrand, points)

@@ -28,6 +28,7 @@ except ImportError as error:  # pragma: no cover - exercised only without the de
     ) from error
 
 from .circle import CircleHeatKernel
+from .sphere import SphereHeatKernel
 from .torus import TorusHeatKernel
 
 __all__ = [
@@ -36,6 +37,8 @@ __all__ = [
     "angles",
     "circle_heat_kernels",
     "locs",
+    "sphere_heat_kernels",
+    "sphere_points",
     "times",
     "torus_heat_kernels",
 ]
@@ -100,3 +103,37 @@ def torus_heat_kernels(
         )
 
     return dims.flatmap(build)
+
+
+def sphere_points(dtype: torch.dtype = torch.float64) -> st.SearchStrategy[torch.Tensor]:
+    r"""Unit vectors of :math:`R^3` (points of :math:`S^2`), shape ``(3,)``.
+
+    Drawn as normalised vectors with coordinates in :math:`[-1, 1]` and norm at least 1/8, which
+    reaches every direction; the poles and the coordinate axes (coordinates exactly 0 or
+    :math:`\pm 1`) come up often, as hypothesis favours boundary values.
+    """
+    coordinates = st.floats(-1.0, 1.0, allow_subnormal=False)
+    vectors = st.tuples(coordinates, coordinates, coordinates).filter(
+        lambda v: sum(x * x for x in v) >= 1 / 64
+    )
+
+    def unit(v: tuple[float, float, float]) -> torch.Tensor:
+        x = torch.tensor(v, dtype=torch.float64)
+        return (x / x.norm()).to(dtype)
+
+    return vectors.map(unit)
+
+
+def sphere_heat_kernels(
+    dtype: torch.dtype = torch.float64,
+    min_time: float = MIN_TIME,
+    max_time: float = MAX_TIME,
+) -> st.SearchStrategy[SphereHeatKernel]:
+    """Scalar :class:`SphereHeatKernel` with validation on (time convention dp/dt = Laplace p)."""
+    return st.builds(
+        lambda loc, time: SphereHeatKernel(
+            loc, torch.tensor(time, dtype=dtype), validate_args=True
+        ),
+        sphere_points(dtype),
+        times(min_time, max_time),
+    )

@@ -37,7 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--latent",
         default="circle",
-        help="euclidean:D, circle, flat-torus:N or clifford-torus (default circle)",
+        help="euclidean:D, circle, flat-torus:N, clifford-torus, sphere, or a product such "
+        "as 'circle*euclidean:1' (default circle)",
     )
     train.add_argument("--data", default="sinusoids", help="'sinusoids' or a .npy file")
     train.add_argument("--n", type=int, default=1000, help="number of sinusoids")
@@ -65,20 +66,32 @@ def build_parser() -> argparse.ArgumentParser:
         help="run one of the thesis's experiments and write its report",
         description="Train the experiment's grid of models as vectorised ensembles and write "
         "report.md (tables beside the thesis's values), figures and results.json into --out. "
-        "Experiments: table-5.1, table-7.1, chapter-6, chapter-10, chapter-11.",
+        "Experiments: table-5.1, table-7.1, chapter-6, chapter-10, chapter-11, table-9.2, "
+        "table-11.1.",
     )
     repro.add_argument(
         "name",
         metavar="NAME",
-        choices=["table-5.1", "table-7.1", "chapter-6", "chapter-10", "chapter-11"],
-        help="table-5.1, table-7.1, chapter-6, chapter-10 or chapter-11",
+        choices=[
+            "table-5.1",
+            "table-7.1",
+            "chapter-6",
+            "chapter-10",
+            "chapter-11",
+            "table-9.2",
+            "table-11.1",
+            "harmonic",
+            "sphere",
+        ],
+        help="table-5.1, table-7.1, chapter-6, chapter-10, chapter-11, table-9.2, table-11.1, "
+        "harmonic or sphere",
     )
     repro.add_argument("--out", type=Path, required=True, help="output folder (created)")
     repro.add_argument(
         "--budget",
         default="default",
         help="'default' (converged settings), 'tiny' (seconds) or overrides such as "
-        "'epochs=50,reps=2,n=2000'",
+        "'epochs=50,reps=2,n=2000,restarts=1'",
     )
     repro.add_argument(
         "--coil20",
@@ -105,11 +118,20 @@ def _demo(args: argparse.Namespace) -> int:
     return 0
 
 
+def _latent(text: str):
+    """``--latent``: one manifold (``NAME`` or ``NAME:ARG``) or a product ``A*B*...`` of them."""
+    from .jobs import parse_latent
+    from .manifolds import Product
+
+    parts = text.split("*")
+    return parse_latent(text) if len(parts) == 1 else Product(*map(parse_latent, parts))
+
+
 def _train(args: argparse.Namespace) -> int:
-    from .jobs import load_data, make_likelihood, parse_latent, train_job
+    from .jobs import load_data, make_likelihood, train_job
 
     result = train_job(
-        parse_latent(args.latent),
+        _latent(args.latent),
         load_data(args.data, n=args.n, noise=args.noise, seed=args.seed),
         make_likelihood(args.likelihood, args.sigma_x),
         args.out,

@@ -7,6 +7,7 @@ process is known, carries it as a :class:`GenerativeModel` to compare learned mo
 * Toroidal images (Sec. 11.1): two phases.
 * Circular pixel shifts of a photograph (Sec. 10.1): one shift angle.
 * Objects seen from many angles (Sec. 10.2): COIL-20 from a local copy, or a rendered toy figure.
+* A light source seen by sensors on a sphere: a direction on S^2.
 
 Pillow is imported only by the image datasets, when called.
 """
@@ -26,6 +27,7 @@ from .sinusoids import (
     sinusoids_grid,
     to_frequency_domain,
 )
+from .spherical import fibonacci_sphere, sensor_mean, sensor_model, spherical_sensors
 from .toroidal import toroidal, toroidal_grid, toroidal_mean, toroidal_model
 
 __all__ = [
@@ -34,11 +36,14 @@ __all__ = [
     "LatentDataset",
     "coil20",
     "default_image_path",
+    "fibonacci_sphere",
     "frequency_mean",
     "load_grey_image",
     "pixel_shift",
     "render_object",
     "rotating_object",
+    "sensor_mean",
+    "sensor_model",
     "shift_mean",
     "sinusoid_frequency_model",
     "sinusoid_mean",
@@ -47,6 +52,7 @@ __all__ = [
     "sinusoids_frequency",
     "sinusoids_frequency_grid",
     "sinusoids_grid",
+    "spherical_sensors",
     "to_frequency_domain",
     "toroidal",
     "toroidal_grid",

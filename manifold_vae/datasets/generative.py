@@ -31,10 +31,7 @@ import torch
 from torch import Tensor
 from torch.distributions import Distribution, Independent, Normal
 
-from distributions import TorusUniform
-from distributions._angles import wrap_angle
-
-from ..manifolds import Euclidean, LatentManifold
+from ..manifolds import LatentManifold
 
 if TYPE_CHECKING:
     from .sinusoids import LatentDataset
@@ -184,22 +181,20 @@ class GenerativeModel:
     ) -> Tensor:
         r"""``n`` draws from the prior, shape ``(n, k)``, using ``generator`` only.
 
-        Uniform priors (circles, tori): :math:`u \sim U[0,1)^k`, :math:`z = 2\pi u - \pi`,
-        wrapped to :math:`[-\pi, \pi)`. Euclidean prior: standard normal.
+        Through the protocol, :meth:`LatentManifold.sample_prior`: uniform priors (circles,
+        tori): :math:`u \sim U[0,1)^k`, :math:`z = 2\pi u - \pi`, wrapped to
+        :math:`[-\pi, \pi)`; Euclidean prior: standard normal; the sphere: normalised
+        standard normal vectors; products: factor by factor.
         """
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer number of datapoints, got {n!r}")
-        prior = self.prior(dtype=dtype)
-        k = self.latent_dim
-        if isinstance(prior, TorusUniform):
-            u = torch.rand(n, k, generator=generator, dtype=dtype)
-            return wrap_angle((u * 2.0 - 1.0) * math.pi)
-        if isinstance(self.latent, Euclidean):
-            return torch.randn(n, k, generator=generator, dtype=dtype)
-        raise ValueError(
-            f"latent {self.latent!r} has a prior ({type(prior).__name__}) this model cannot "
-            "sample with a private generator"
-        )
+        try:
+            return self.latent.sample_prior(n, generator, dtype)
+        except NotImplementedError as error:
+            raise ValueError(
+                f"latent {self.latent!r} has a prior this model cannot sample with a private "
+                f"generator: {error}"
+            ) from error
 
     def sample(self, n: int, seed: int = 0, dtype: torch.dtype = torch.float32) -> LatentDataset:
         r"""Draw a dataset: :math:`z_i \sim P_Z`, :math:`x_i = F(z_i) + \sigma\varepsilon_i`.

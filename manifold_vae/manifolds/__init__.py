@@ -1,4 +1,4 @@
-"""Latent manifolds: R^d, the circle, flat tori and the Clifford torus, and the protocol."""
+"""Latent manifolds: R^d, the circle, flat tori, the Clifford torus, the sphere, products."""
 
 from .._geomstats import load_geomstats
 from .base import (
@@ -10,14 +10,21 @@ from .base import (
 )
 from .circles import Circle, CliffordTorus, FlatTorus
 from .euclidean import Euclidean
+from .fixed_time import FixedTime
+from .product import Product, ProductDistribution
+from .sphere import Sphere
 
 __all__ = [
     "Circle",
     "CliffordTorus",
     "Euclidean",
+    "FixedTime",
     "FlatTorus",
     "LatentManifold",
     "PointDistribution",
+    "Product",
+    "ProductDistribution",
+    "Sphere",
     "load_geomstats",
     "manifold_from_spec",
     "register_manifold",

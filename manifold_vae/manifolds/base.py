@@ -1,9 +1,12 @@
 r"""The latent-manifold protocol: everything a VAE needs to know about its latent space.
 
-A latent manifold :math:`M` of intrinsic dimension ``dim`` is handled in two representations:
+A latent manifold :math:`M` of intrinsic dimension ``intrinsic_dim`` is handled in two
+representations:
 
 * **coordinates**, shape ``(..., dim)``: what the prior and posterior distributions are over
-  (angles on circles and tori, the vector itself on :math:`\mathbb R^d`);
+  (angles on circles and tori, the vector itself on :math:`\mathbb R^d`, the unit vector on the
+  sphere :math:`S^2`, where angles would be singular at the poles). Usually ``dim`` equals
+  ``intrinsic_dim``; embedded coordinates (the sphere's) have ``dim > intrinsic_dim``;
 * **points**, shape ``(..., ambient_dim)``: the embedding :math:`M \subset \mathbb R^{D}` that
   the decoder sees (e.g. :math:`(\cos\theta, \sin\theta)` on the circle).
 
@@ -15,12 +18,16 @@ it by name. Nothing else in the package special-cases a concrete manifold.
 from __future__ import annotations
 
 import abc
+import math
 from typing import Any, ClassVar
 
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
-from torch.distributions import Distribution, constraints
+from torch.distributions import Distribution, Normal, constraints
+
+from distributions import TorusUniform
+from distributions._angles import wrap_angle
 
 __all__ = [
     "LatentManifold",
@@ -40,7 +47,8 @@ class LatentManifold(abc.ABC):
     """
 
     name: ClassVar[str]
-    #: Intrinsic dimension: the size of the coordinates.
+    #: Size of the coordinates (the event size of the prior and posterior); equal to the
+    #: intrinsic dimension unless the coordinates are embedded (see :attr:`intrinsic_dim`).
     dim: int
     #: Dimension of the embedded points the decoder sees.
     ambient_dim: int
@@ -48,6 +56,11 @@ class LatentManifold(abc.ABC):
     posterior_params: int
 
     # --- geometry ------------------------------------------------------------------------
+    @property
+    def intrinsic_dim(self) -> int:
+        """Dimension of the manifold (``dim`` by default; override for embedded coordinates)."""
+        return self.dim
+
     @property
     @abc.abstractmethod
     def space(self) -> Any:
@@ -70,9 +83,67 @@ class LatentManifold(abc.ABC):
     def log_volume_density(self, coordinates: Tensor) -> Tensor:
         r"""Log of :math:`\sqrt{\det g}` in coordinates, shape ``(...)``.
 
-        A density :math:`q` with respect to the coordinates' Lebesgue measure has density
-        :math:`q / \sqrt{\det g}` with respect to the Riemannian volume.
+        A density :math:`q` with respect to the coordinates' reference measure has density
+        :math:`q / \sqrt{\det g}` with respect to the Riemannian volume. The reference measure
+        is Lebesgue measure for chart coordinates (angles, :math:`\mathbb R^d`); for embedded
+        coordinates (``dim > intrinsic_dim``, e.g. unit vectors on the sphere) it is the
+        Riemannian volume itself and this is 0.
         """
+
+    def exp(self, tangent_vec: Tensor, base_point: Tensor) -> Tensor:
+        r"""Riemannian exponential map on embedded points.
+
+        The default asks the geomstats :attr:`space`
+        (``space.metric.exp(tangent_vec, base_point)``), which is right when the embedded
+        points are geomstats' points with geomstats' metric; override it otherwise (or for
+        speed).
+
+        Parameters
+        ----------
+        tangent_vec : Tensor, shape=[..., ambient_dim]
+            Tangent vector at ``base_point`` (ambient representation).
+        base_point : Tensor, shape=[..., ambient_dim]
+            Embedded point.
+
+        Returns
+        -------
+        Tensor, shape=[..., ambient_dim]
+        """
+        return self.space.metric.exp(tangent_vec, base_point)
+
+    def distance(self, point_a: Tensor, point_b: Tensor) -> Tensor:
+        """Geodesic distance between embedded points.
+
+        Default: ``space.metric.dist`` (see :meth:`exp` for when it applies).
+
+        Parameters
+        ----------
+        point_a, point_b : Tensor, shape=[..., ambient_dim]
+            Embedded points (broadcast against each other).
+
+        Returns
+        -------
+        Tensor, shape=[...]
+        """
+        return self.space.metric.dist(point_a, point_b)
+
+    def to_tangent(self, vector: Tensor, base_point: Tensor) -> Tensor:
+        """Orthogonal projection of ambient vectors onto the tangent space at ``base_point``.
+
+        Default: ``space.to_tangent`` (see :meth:`exp` for when it applies).
+
+        Parameters
+        ----------
+        vector : Tensor, shape=[..., ambient_dim]
+            Ambient vectors.
+        base_point : Tensor, shape=[..., ambient_dim]
+            Embedded point.
+
+        Returns
+        -------
+        Tensor, shape=[..., ambient_dim]
+        """
+        return self.space.to_tangent(vector, base_point)
 
     @abc.abstractmethod
     def point_support(self) -> constraints.Constraint:
@@ -84,6 +155,49 @@ class LatentManifold(abc.ABC):
         self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
     ) -> Distribution:
         """The prior over coordinates, ``event_shape == (dim,)``, ``batch_shape == ()``."""
+
+    def sample_prior(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        r"""``n`` prior draws ``(n, dim)`` using the private ``generator`` only.
+
+        The default handles the built-in priors: uniform angles (:math:`u \sim U[0,1)^k`,
+        :math:`z = \operatorname{wrap}(2\pi u - \pi)`) and the standard normal; a manifold
+        with another prior overrides it.
+
+        Parameters
+        ----------
+        n : int
+            Number of draws.
+        generator : torch.Generator
+            The only source of randomness (the global RNG is not touched).
+        dtype : torch.dtype
+            Of the result.
+
+        Returns
+        -------
+        Tensor, shape=[n, dim]
+
+        Raises
+        ------
+        NotImplementedError
+            For a prior the default does not know.
+        """
+        prior = self.prior(dtype=dtype)
+        if isinstance(prior, TorusUniform):
+            u = torch.rand(n, self.dim, generator=generator, dtype=dtype)
+            return wrap_angle((u * 2.0 - 1.0) * math.pi)
+        base = getattr(prior, "base_dist", None)
+        if (
+            isinstance(base, Normal)
+            and bool((base.loc == 0).all())
+            and bool((base.scale == 1).all())
+        ):
+            return torch.randn(n, self.dim, generator=generator, dtype=dtype)
+        raise NotImplementedError(
+            f"{type(self).__name__} has a prior ({type(prior).__name__}) that the default "
+            "sample_prior(n, generator, dtype) cannot draw with a private generator: override it"
+        )
 
     @abc.abstractmethod
     def posterior(self, raw: Tensor) -> Distribution:

@@ -110,6 +110,58 @@ class _CircleProduct(LatentManifold):
     def log_volume_density(self, coordinates: Tensor) -> Tensor:
         return torch.full_like(coordinates[..., 0], self.n * math.log(self.radius))
 
+    # --- geometry on embedded points, factor by factor -----------------------------------
+    def _unit_tangents(self, base_point: Tensor) -> Tensor:
+        r"""Unit tangent :math:`(-\sin a_i, \cos a_i)` of each factor, shape ``(..., n, 2)``."""
+        angles = self.to_coordinates(base_point)
+        return torch.stack([-torch.sin(angles), torch.cos(angles)], dim=-1)
+
+    def to_tangent(self, vector: Tensor, base_point: Tensor) -> Tensor:
+        r"""Per factor, the component of ``vector`` along the unit tangent at ``base_point``.
+
+        Parameters
+        ----------
+        vector, base_point : Tensor, shape=[..., 2n]
+            Ambient vectors and embedded points.
+
+        Returns
+        -------
+        Tensor, shape=[..., 2n]
+        """
+        tangents = self._unit_tangents(base_point)
+        speed = (vector.unflatten(-1, (self.n, 2)) * tangents).sum(-1, keepdim=True)
+        return (speed * tangents).flatten(-2)
+
+    def exp(self, tangent_vec: Tensor, base_point: Tensor) -> Tensor:
+        r"""Move each factor's angle by its arc length over the radius.
+
+        .. math::
+
+            a_i \mapsto a_i + \frac{\langle v_i, (-\sin a_i, \cos a_i)\rangle}{r}
+
+        (the exponential map of :math:`g = r^2 \sum_i da_i^2`; the normal part of ``tangent_vec``
+        is ignored).
+
+        Parameters
+        ----------
+        tangent_vec : Tensor, shape=[..., 2n]
+            Ambient vector at ``base_point``.
+        base_point : Tensor, shape=[..., 2n]
+            Embedded point.
+
+        Returns
+        -------
+        Tensor, shape=[..., 2n]
+        """
+        tangents = self._unit_tangents(base_point)
+        arc = (tangent_vec.unflatten(-1, (self.n, 2)) * tangents).sum(-1)
+        return self.to_point(wrap_angle(self.to_coordinates(base_point) + arc / self.radius))
+
+    def distance(self, point_a: Tensor, point_b: Tensor) -> Tensor:
+        r""":math:`\sqrt{\sum_i r^2 \operatorname{wrap}(a_i - b_i)^2}`, shape ``(...)``."""
+        step = wrap_angle(self.to_coordinates(point_a) - self.to_coordinates(point_b))
+        return self.radius * step.norm(dim=-1)
+
     def point_support(self) -> constraints.Constraint:
         return _OnCircles(self.n, self.radius)
 

@@ -79,8 +79,11 @@ class Euclidean(LatentManifold):
     def posterior(self, raw: Tensor) -> dist.Distribution:
         r"""Diagonal Gaussian from ``raw = (mu, log sigma^2)``, shape ``(..., 2d)``.
 
-        The scale is floored at the dtype's smallest normal number, so that a very negative
-        ``log sigma^2`` (where ``exp`` underflows to 0) still gives a valid distribution.
+        The scale is clamped to ``[sqrt(tiny), max ** (1/4)]`` of the dtype (smallest normal
+        and largest finite numbers): a very negative ``log sigma^2`` (where ``exp`` underflows
+        to 0) or a huge one (where it overflows) still gives a valid distribution whose
+        variance, samples, ``log_prob`` and KL stay finite. Inside that range (``1.5e-154`` to
+        ``1.2e77`` in float64, ``1.1e-19`` to ``4.3e9`` in float32) nothing changes.
         """
         if raw.shape[-1] != self.posterior_params:
             raise ValueError(
@@ -88,7 +91,8 @@ class Euclidean(LatentManifold):
                 f"for {self!r}, got shape {tuple(raw.shape)}"
             )
         loc, log_var = raw[..., : self.dim], raw[..., self.dim :]
-        scale = torch.exp(0.5 * log_var).clamp_min(torch.finfo(log_var.dtype).tiny)
+        info = torch.finfo(log_var.dtype)
+        scale = torch.exp(0.5 * log_var).clamp(math.sqrt(info.tiny), info.max**0.25)
         return dist.Normal(loc, scale).to_event(1)
 
     def reparameterize(self, posterior: dist.Distribution, noise: Tensor) -> Tensor:

@@ -32,7 +32,7 @@ class Experiment:
 
 
 def _experiments() -> dict[str, Experiment]:
-    from . import chapter6, images, sinusoid_tables
+    from . import chapter6, harmonic, images, reduction, sinusoid_tables, sphere
 
     table = (sinusoid_tables.DEFAULT, sinusoid_tables.TINY)
     return {
@@ -70,6 +70,34 @@ def _experiments() -> dict[str, Experiment]:
                 images.chapter_11,
                 images.CH11_DEFAULT,
                 images.CH11_TINY,
+            ),
+            Experiment(
+                "table-9.2",
+                "Delta-reductions between R^2, S^1 and the true model Phi (Table 9.2)",
+                reduction.table_9_2,
+                reduction.T92_DEFAULT,
+                reduction.T92_TINY,
+            ),
+            Experiment(
+                "table-11.1",
+                "Delta-reductions between R^4 and the Clifford torus (Table 11.1)",
+                reduction.table_11_1,
+                reduction.T11_DEFAULT,
+                reduction.T11_TINY,
+            ),
+            Experiment(
+                "harmonic",
+                "harmonic analysis of encoders and decoders (Camuto & Willetts)",
+                harmonic.harmonic,
+                harmonic.DEFAULT,
+                harmonic.TINY,
+            ),
+            Experiment(
+                "sphere",
+                "spherical latent: Sphere() vs Euclidean(3) on a direction in S^2",
+                sphere.sphere,
+                sphere.DEFAULT,
+                sphere.TINY,
             ),
         )
     }

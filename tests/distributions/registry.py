@@ -14,6 +14,7 @@ import torch
 from torch.distributions import Distribution
 
 import distributions as D
+from distributions._angles import wrap_angle
 
 
 @dataclass
@@ -35,6 +36,11 @@ class Example:
     bad_values: Callable[[torch.dtype], list[torch.Tensor]] = lambda dtype: []
     # whether the example has tensor parameters that carry gradients
     differentiable: bool = True
+    # how ``log_prob`` without validation reads a finite value outside the support, and how a
+    # value of another dtype is put back into it: angles modulo 2 pi, vectors radially
+    to_support: Callable[[torch.Tensor], torch.Tensor] = wrap_angle
+    # whether values are angles, with the cut of [-pi, pi) at pi
+    angular: bool = True
 
 
 def _t(x, dtype):
@@ -55,6 +61,26 @@ def _torus_bad_values(n):
 
     return values
 
+
+def _unit(x: torch.Tensor) -> torch.Tensor:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _u(x, dtype):
+    """Unit vectors: ``x`` normalised in float64, then cast."""
+    return _unit(torch.tensor(x, dtype=torch.float64)).to(dtype)
+
+
+def _sphere_bad_values(dtype):
+    return [
+        torch.tensor([2.0, 0.0, 0.0], dtype=dtype),  # off the sphere
+        _u([1.0, 2.0, 2.0], dtype) * 1.001,
+        torch.tensor([1.0, 0.0, 0.0, 0.0], dtype=dtype),  # wrong event shape
+        torch.full((3,), float("nan"), dtype=dtype),
+    ]
+
+
+_SPHERE = {"bad_values": _sphere_bad_values, "to_support": _unit, "angular": False}
 
 EXAMPLES: list[Example] = [
     Example(
@@ -114,6 +140,51 @@ EXAMPLES: list[Example] = [
             _t([0.5, -1.0, 2.0], dtype), _t(0.7, dtype), validate_args=True
         ),
         bad_values=_torus_bad_values(3),
+    ),
+    Example(
+        "sphere-scalar",
+        D.SphereHeatKernel,
+        lambda dtype: D.SphereHeatKernel(
+            _u([0.3, -0.4, 0.8], dtype), _t(0.2, dtype), validate_args=True
+        ),
+        bad_params=[
+            lambda dtype, v: D.SphereHeatKernel(
+                _u([0.0, 0.0, 1.0], dtype), _t(-1.0, dtype), validate_args=v
+            ),
+            lambda dtype, v: D.SphereHeatKernel(
+                _u([0.0, 0.0, 1.0], dtype), _t(0.0, dtype), validate_args=v
+            ),
+            lambda dtype, v: D.SphereHeatKernel(
+                _u([0.0, 0.0, 1.0], dtype), _t(float("inf"), dtype), validate_args=v
+            ),
+            lambda dtype, v: D.SphereHeatKernel(
+                _u([0.0, 0.0, 1.0], dtype), _t(float("nan"), dtype), validate_args=v
+            ),
+            lambda dtype, v: D.SphereHeatKernel(
+                _t([0.0, 0.0, 2.0], dtype), _t(1.0, dtype), validate_args=v
+            ),
+            lambda dtype, v: D.SphereHeatKernel(
+                _t([0.0, float("nan"), 1.0], dtype), _t(1.0, dtype), validate_args=v
+            ),
+        ],
+        **_SPHERE,
+    ),
+    Example(
+        "sphere-batched",
+        D.SphereHeatKernel,
+        lambda dtype: D.SphereHeatKernel(
+            _u([[[1.0, 0.0, 0.0]], [[0.0, -1.0, 0.0]], [[0.5, 0.5, -0.7]]], dtype),
+            _t([1e-8, 0.3, 0.5, 0.7, 3.0, 1e4], dtype),
+            validate_args=True,
+        ),
+        **_SPHERE,
+    ),
+    Example(
+        "sphere-uniform",
+        D.SphereUniform,
+        lambda dtype: D.SphereUniform(dtype=dtype, validate_args=True).expand((2,)),
+        differentiable=False,
+        **_SPHERE,
     ),
     Example(
         "circle-uniform",

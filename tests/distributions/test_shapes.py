@@ -21,7 +21,12 @@ EVENT_DIMS = {
     D.CircleUniform: 0,
     D.TorusHeatKernel: 1,
     D.TorusUniform: 1,
+    D.SphereHeatKernel: 1,
+    D.SphereUniform: 1,
 }
+#: Classes with a single mean direction per batch element (a vector event), whose mean
+#: resultant length has shape ``batch_shape``; on the circle and tori it is one per factor.
+ONE_DIRECTION = {D.SphereHeatKernel, D.SphereUniform}
 SAMPLE_SHAPES = [torch.Size(), torch.Size([4]), torch.Size([2, 3])]
 DTYPES = [torch.float32, torch.float64]
 
@@ -121,7 +126,8 @@ def test_summary_shapes(example, dtype):
     full = dist.batch_shape + dist.event_shape
     for name in ("mean_direction", "mean_resultant_length", "variance", "mean"):
         value = getattr(dist, name)
-        assert value.shape == full, name
+        one = name == "mean_resultant_length" and example.cls in ONE_DIRECTION
+        assert value.shape == (dist.batch_shape if one else full), name
         assert value.dtype == dtype, name
     assert dist.entropy().shape == dist.batch_shape
     assert dist.entropy().dtype == dtype

@@ -17,12 +17,17 @@ from manifold_vae.manifolds import (
     Circle,
     CliffordTorus,
     Euclidean,
+    FixedTime,
     FlatTorus,
     LatentManifold,
+    Product,
+    Sphere,
 )
 
 __all__ = [
+    "ALL_MANIFOLDS",
     "MANIFOLDS",
+    "OTHER_MANIFOLDS",
     "coordinate_grid",
     "default_dtype",
     "is_compact",
@@ -38,6 +43,22 @@ MANIFOLDS: list[LatentManifold] = [
     FlatTorus(3),
     CliffordTorus(),
 ]
+
+#: Manifolds whose coordinates are neither angles nor R^d (the sphere's unit vectors) or mix
+#: both (products): the angle-specific generic tests of ``test_manifolds.py`` do not apply to
+#: them; ``test_conformance.py`` (the conformance kit), ``test_sphere_manifold.py`` and
+#: ``test_product.py`` cover them.
+OTHER_MANIFOLDS: list[LatentManifold] = [
+    Sphere(),
+    Product(Circle(), Euclidean(1)),
+    Product(CliffordTorus(), Euclidean(2)),
+    # a fixed posterior time: its spread outputs get no gradient by design (harmonic sweeps)
+    FixedTime(Circle(), 0.3),
+    FixedTime(Euclidean(2), 0.5),
+]
+
+#: Every built-in manifold instance.
+ALL_MANIFOLDS: list[LatentManifold] = [*MANIFOLDS, *OTHER_MANIFOLDS]
 
 #: Half-width of the box on which densities over R^d are integrated.
 EUCLIDEAN_BOX = 12.0

@@ -82,7 +82,7 @@ def test_bench_delegates_to_the_benchmark(tmp_path, capsys):
         (["demo"], "required: --out"),
         (["demo", "--out", "x", "--bogus"], "unrecognized arguments for 'demo': --bogus"),
         (["demo", "--out", "x", "--epochs", "one"], "invalid int value: 'one'"),
-        (["train", "--out", "x", "--latent", "sphere"], "unknown latent 'sphere'"),
+        (["train", "--out", "x", "--latent", "hyperbolic"], "unknown latent 'hyperbolic'"),
         (["train", "--out", "x", "--latent", "circle:3"], "takes no argument"),
         (["train", "--out", "x", "--data", "missing.npy"], "does not exist"),
         (["train", "--out", "x", "--data", "table.csv"], "must be 'sinusoids' or a .npy"),
@@ -91,7 +91,8 @@ def test_bench_delegates_to_the_benchmark(tmp_path, capsys):
         (["bench", "--n", "0"], "--n and --repeats must be positive"),
     ],
 )
-def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys):
+def test_bad_arguments_exit_with_a_clear_message(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # a command that wrongly succeeded would write here only
     with pytest.raises(SystemExit) as exit_info:
         main(argv)
     assert exit_info.value.code == 2

@@ -9,7 +9,17 @@ import pytest
 from manifold_vae.cli import main
 from manifold_vae.reproduce import EXPERIMENTS, Budget, parse_budget
 
-NAMES = ["table-5.1", "table-7.1", "chapter-6", "chapter-10", "chapter-11"]
+NAMES = [
+    "table-5.1",
+    "table-7.1",
+    "chapter-6",
+    "chapter-10",
+    "chapter-11",
+    "table-9.2",
+    "table-11.1",
+    "harmonic",
+    "sphere",
+]
 
 
 def test_every_experiment_is_registered():
@@ -55,7 +65,10 @@ def test_parse_budget():
     assert parse_budget("default", default, tiny) == default
     assert parse_budget("tiny", default, tiny) == tiny
     assert parse_budget("epochs=7,reps=2", default, tiny) == Budget(7, 2, 10000)
-    assert parse_budget("epochs=7", default, tiny).describe() == "epochs=7,reps=5,n=10000"
+    assert (
+        parse_budget("epochs=7", default, tiny).describe() == "epochs=7,reps=5,n=10000,restarts=1"
+    )
+    assert parse_budget("restarts=4", default, tiny).restarts == 4
     with pytest.raises(ValueError, match="key=value"):
         parse_budget("lots", default, tiny)
     with pytest.raises(ValueError, match="epochs must be an integer"):

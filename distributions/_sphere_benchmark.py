@@ -1,0 +1,226 @@
+r"""The sphere part of :mod:`distributions.benchmark`: throughput and accuracy of SphereHeatKernel.
+
+Throughput of ``SphereHeatKernel.log_prob`` and ``rsample`` against Pyro's ``ProjectedNormal``
+(the other distribution on :math:`S^2` with a closed-form density), with concentration
+:math:`\kappa = 1/\sqrt{2t}` matched to the same spread, on batches of per-element random
+parameters; accuracy of ``log_prob`` (against :func:`distributions.reference.sphere_log_density`)
+and of the KL to the uniform distribution (against
+:func:`distributions.reference.sphere_kl_to_uniform`).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from pyro.distributions import ProjectedNormal
+from torch import Tensor
+from torch.distributions import kl_divergence
+
+from .sphere import SphereHeatKernel, SphereUniform
+
+__all__ = ["SPHERE_TIME_RANGE", "measure_sphere", "sphere_lines"]
+
+#: Diffusion times of the throughput batches, log-uniform (both representations are used).
+SPHERE_TIME_RANGE = (1e-2, 10.0)
+#: Times of the KL accuracy check (the mpmath reference is slow below 0.02).
+_KL_TIMES = (0.02, 0.1, 0.5, 1.0, 1.49, 2.0, 5.0, 10.0)
+
+
+def _unit(x: Tensor) -> Tensor:
+    return x / x.norm(dim=-1, keepdim=True)
+
+
+def _inputs(n: int, dtype: torch.dtype, device: torch.device, seed: int) -> dict[str, Tensor]:
+    gen = torch.Generator().manual_seed(seed)
+    lo, hi = (math.log(t) for t in SPHERE_TIME_RANGE)
+    time = torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64))
+    loc = _unit(torch.randn(n, 3, generator=gen, dtype=torch.float64))
+    value = _unit(torch.randn(n, 3, generator=gen, dtype=torch.float64))
+    out = {"value": value, "loc": loc, "time": time}
+    return {k: v.to(dtype=dtype, device=device) for k, v in out.items()}
+
+
+def _throughput(
+    n: int, repeats: int, dtype: torch.dtype, device: torch.device, seed: int
+) -> list[dict[str, Any]]:
+    from .benchmark import _summary, time_interleaved
+
+    x = _inputs(n, dtype, device, seed)
+    value, loc, time = x["value"], x["loc"], x["time"]
+    concentration = loc / torch.sqrt(2.0 * time).unsqueeze(-1)
+
+    def heat() -> SphereHeatKernel:
+        return SphereHeatKernel(loc, time, validate_args=False)
+
+    def projected() -> ProjectedNormal:
+        return ProjectedNormal(concentration, validate_args=False)
+
+    groups = {
+        "log_prob": (
+            "ProjectedNormal.log_prob",
+            {
+                "ProjectedNormal.log_prob": lambda: projected().log_prob(value),
+                "SphereHeatKernel.log_prob": lambda: heat().log_prob(value),
+            },
+        ),
+        "sample": (
+            "ProjectedNormal.rsample",
+            {
+                "ProjectedNormal.rsample": lambda: projected().rsample(),
+                "SphereHeatKernel.rsample": lambda: heat().rsample(),
+            },
+        ),
+    }
+    records = []
+    rng_devices = [device.index or 0] if device.type == "cuda" else []
+    with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
+        torch.manual_seed(seed)
+        for operation, (baseline, fns) in groups.items():
+            times = time_interleaved(fns, repeats, device)
+            records.append(
+                {
+                    "device": str(device),
+                    "dtype": str(dtype).removeprefix("torch."),
+                    "operation": operation,
+                    "baseline": baseline,
+                    "candidates": {k: _summary(v, times[baseline], n) for k, v in times.items()},
+                }
+            )
+    return records
+
+
+def _log_prob_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
+    """Max error of ``log_prob`` in units of ``eps * max(1, |log p|)`` on a time x angle grid.
+
+    The reference is taken at the exact angle between the value and the location as
+    represented in ``dtype`` (computed in mpmath), so the error is that of the evaluation.
+    """
+    from . import reference
+
+    mp = reference.mp
+    if quick:  # seconds, not minutes: the small-time reference is an adaptive quadrature
+        times, angles = [1e-3, 0.3, 30.0], [0.0, 1.5, 3.1, math.pi]
+    else:
+        times = [10.0 ** (-6 + i) for i in range(10)]
+        angles = [0.0, 1e-3, 0.5, 1.5, 2.5, 3.1, math.pi - 1e-6, math.pi]
+    loc64 = _unit(torch.tensor([2.0, -1.0, 2.0], dtype=torch.float64))
+    tangent = _unit(torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64))
+    theta = torch.tensor(angles, dtype=torch.float64).unsqueeze(-1)
+    value = (torch.cos(theta) * loc64 + torch.sin(theta) * tangent).to(dtype)
+    loc = loc64.to(dtype)
+    exact = []
+    with mp.workdps(reference.DPS):
+        m = [mp.mpf(float(c)) for c in loc]
+        for v in value.double().tolist():
+            v = [mp.mpf(c) for c in v]
+            cross = [
+                v[1] * m[2] - v[2] * m[1],
+                v[2] * m[0] - v[0] * m[2],
+                v[0] * m[1] - v[1] * m[0],
+            ]
+            dot = mp.fsum(a * b for a, b in zip(v, m, strict=True))
+            exact.append(mp.atan2(mp.sqrt(mp.fsum(c * c for c in cross)), dot))
+    t_list = torch.tensor(times, dtype=torch.float64).to(dtype).double().tolist()
+    ref = torch.tensor(
+        [[float(reference.sphere_log_density(a, t)) for a in exact] for t in t_list],
+        dtype=torch.float64,
+    )
+    time = torch.tensor(t_list, dtype=dtype).unsqueeze(-1)
+    with torch.no_grad():
+        log_p = SphereHeatKernel(loc, time, validate_args=False).log_prob(value).double()
+    err = (log_p - ref).abs() / ref.abs().clamp(min=1.0) / torch.finfo(dtype).eps
+    i, j = divmod(int(err.argmax()), len(angles))
+    return {
+        "max_error_eps": float(err.max()),
+        "median_error_eps": float(err.median()),
+        "at": {"time": t_list[i], "angle": angles[j]},
+        "points": err.numel(),
+        "times": t_list,
+        "angles": angles,
+    }
+
+
+def _kl_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
+    from .benchmark import _reference
+
+    kl_times = _KL_TIMES[1::3] if quick else _KL_TIMES
+    times = torch.tensor(kl_times, dtype=torch.float64).to(torch.float32).double().tolist()
+    ref = torch.tensor([_reference("sphere_kl_to_uniform", t) for t in times], dtype=torch.float64)
+    time = torch.tensor(times, dtype=dtype)
+    loc = torch.tensor([0.0, 0.0, 1.0], dtype=dtype)
+    kl = kl_divergence(SphereHeatKernel(loc, time), SphereUniform(dtype=dtype)).double()
+    rel = (kl - ref).abs() / ref / torch.finfo(dtype).eps
+    return {"max_rel_error_eps": float(rel.max()), "at_time": times[int(rel.argmax())]}
+
+
+def measure_sphere(
+    n: int,
+    repeats: int,
+    dtypes: Sequence[torch.dtype],
+    devices: Sequence[torch.device],
+    accuracy: bool,
+    quick: bool,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """Throughput on every device and dtype, then accuracy (without mpmath: skipped)."""
+    out: dict[str, Any] = {
+        "n": n,
+        "time_range": list(SPHERE_TIME_RANGE),
+        "throughput": [
+            rec
+            for device in devices
+            for dtype in dtypes
+            for rec in _throughput(n, repeats, dtype, device, seed)
+        ],
+    }
+    if not accuracy:
+        out["accuracy"] = {"available": False, "reason": "skipped"}
+        return out
+    try:
+        from . import reference  # noqa: F401
+    except ImportError:
+        out["accuracy"] = {"available": False, "reason": "mpmath is not installed"}
+        return out
+    out["accuracy"] = {"available": True}
+    for dtype in dtypes:
+        name = str(dtype).removeprefix("torch.")
+        out["accuracy"][name] = {
+            "log_prob": _log_prob_accuracy(dtype, quick),
+            "kl_to_uniform": _kl_accuracy(dtype, quick),
+        }
+    return out
+
+
+def sphere_lines(result: dict[str, Any]) -> list[str]:
+    """The report lines of :func:`measure_sphere`."""
+    lines = [
+        f"SphereHeatKernel: n = {result['n']:,} elements per call, time log-uniform on "
+        f"{tuple(result['time_range'])}; baseline ProjectedNormal (concentration 1/sqrt(2t))",
+        f"{'device':<7}{'dtype':<9}{'operation':<29}{'median ms':>10}{'Melem/s':>9}  x baseline",
+    ]
+    for rec in result["throughput"]:
+        for name, s in rec["candidates"].items():
+            ratio = "(baseline)" if name == rec["baseline"] else f"{s['ratio_median']:.3f}"
+            lines.append(
+                f"{rec['device']:<7}{rec['dtype']:<9}{name:<29}{1e3 * s['median_s']:>10.2f}"
+                f"{s['median_melem_per_s']:>9.3f}  {ratio}"
+            )
+    acc = result["accuracy"]
+    if not acc.get("available"):
+        lines.append(f"SphereHeatKernel accuracy: {acc.get('reason')}")
+        return lines
+    for name, r in acc.items():
+        if name == "available":
+            continue
+        lp, kl = r["log_prob"], r["kl_to_uniform"]
+        lines.append(
+            f"  {name}: log_prob {lp['max_error_eps']:.2f} eps x max(1, |log p|) (median "
+            f"{lp['median_error_eps']:.2f}) over {lp['points']} points, times "
+            f"[{lp['times'][0]:.0e}, {lp['times'][-1]:.0e}], at time={lp['at']['time']:.3g}, "
+            f"angle={lp['at']['angle']:.4g}; KL to uniform {kl['max_rel_error_eps']:.2f} eps "
+            f"relative (at time={kl['at_time']:.3g})"
+        )
+    return lines
