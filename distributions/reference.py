@@ -238,8 +238,10 @@ def sphere_kl_to_uniform(time: float) -> mp.mpf:
 
     :math:`2\pi\int_0^\pi \sin\theta\,[p\log(4\pi p) - (p - 1/4\pi)]\,d\theta` (the
     subtracted term integrates to zero and keeps the integrand small for large ``time``), by
-    adaptive quadrature split at multiples of :math:`\sqrt{2t}` and cut at :math:`20\sqrt{2t}`
-    (the neglected tail is below :math:`e^{-200}`). Slow for ``time < 0.02`` (nested
+    adaptive quadrature split at multiples of :math:`\sqrt{2t}` and cut at
+    :math:`\Theta = \min(\pi, 20\sqrt{2t})`; beyond the cut :math:`p < e^{-200}` of its peak, so
+    the integrand is :math:`\sin\theta / 2` there and the tail :math:`(1 + \cos\Theta)/2` is
+    added exactly. Slow for ``time < 0.02`` (nested
     quadrature): tens of seconds per value.
     """
     with mp.workdps(30):
@@ -253,4 +255,4 @@ def sphere_kl_to_uniform(time: float) -> mp.mpf:
         points = sorted(
             {mp.mpf(0), end, *[k * width for k in (0.5, 1, 2, 4, 8, 16) if k * width < end]}
         )
-        return mp.quad(integrand, points)
+        return mp.quad(integrand, points) + (1 + mp.cos(end)) / 2

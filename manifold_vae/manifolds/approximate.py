@@ -19,8 +19,11 @@ protocol's geometry (:meth:`LatentManifold.exp`, :meth:`~LatentManifold.to_tange
 
   :math:`n` the intrinsic dimension and :math:`d` the geodesic distance. It omits the van Vleck
   factor and the other images of the point, so it is not normalised on a compact or curved
-  manifold: its relative error grows like :math:`t` (curvature) and is of order one once
-  :math:`t` is comparable to the squared injectivity radius.
+  manifold: its relative error grows with the distance from the point already at small
+  :math:`t` (on :math:`S^2` the missing factor :math:`\sqrt{\theta/\sin\theta}`: about 2% at
+  :math:`\theta = 0.5`, 20% at :math:`\pi/2`) and with :math:`t`, and it is of order one near
+  the cut locus for every :math:`t` (on :math:`S^1` the omitted image doubles the density at the
+  antipode).
 
 The sampler and the density approximate the same kernel but are not each other's exact
 counterpart. The measured errors on :math:`S^1` and :math:`S^2` against the exact kernels are

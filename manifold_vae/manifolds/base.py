@@ -18,16 +18,12 @@ it by name. Nothing else in the package special-cases a concrete manifold.
 from __future__ import annotations
 
 import abc
-import math
 from typing import Any, ClassVar
 
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
-from torch.distributions import Distribution, Normal, constraints
-
-from distributions import TorusUniform
-from distributions._angles import wrap_angle
+from torch.distributions import Distribution, constraints
 
 __all__ = [
     "LatentManifold",
@@ -161,9 +157,9 @@ class LatentManifold(abc.ABC):
     ) -> Tensor:
         r"""``n`` prior draws ``(n, dim)`` using the private ``generator`` only.
 
-        The default handles the built-in priors: uniform angles (:math:`u \sim U[0,1)^k`,
-        :math:`z = \operatorname{wrap}(2\pi u - \pi)`) and the standard normal; a manifold
-        with another prior overrides it.
+        Datasets with this latent (``GenerativeModel.sample_latent``) and the conformance
+        kit draw through it, so that they are reproducible without touching the global RNG.
+        Every manifold with a prior overrides it (the built-in ones do); the base raises.
 
         Parameters
         ----------
@@ -181,22 +177,11 @@ class LatentManifold(abc.ABC):
         Raises
         ------
         NotImplementedError
-            For a prior the default does not know.
+            Unless overridden.
         """
-        prior = self.prior(dtype=dtype)
-        if isinstance(prior, TorusUniform):
-            u = torch.rand(n, self.dim, generator=generator, dtype=dtype)
-            return wrap_angle((u * 2.0 - 1.0) * math.pi)
-        base = getattr(prior, "base_dist", None)
-        if (
-            isinstance(base, Normal)
-            and bool((base.loc == 0).all())
-            and bool((base.scale == 1).all())
-        ):
-            return torch.randn(n, self.dim, generator=generator, dtype=dtype)
         raise NotImplementedError(
-            f"{type(self).__name__} has a prior ({type(prior).__name__}) that the default "
-            "sample_prior(n, generator, dtype) cannot draw with a private generator: override it"
+            f"{type(self).__name__} does not implement sample_prior(n, generator, dtype): "
+            "override it to draw from its prior with the given generator only"
         )
 
     @abc.abstractmethod

@@ -171,6 +171,14 @@ class _CircleProduct(LatentManifold):
         """Uniform distribution on the angles (the normalised Riemannian volume)."""
         return TorusUniform(self.n, dtype=dtype, device=device)
 
+    def sample_prior(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        r"""Uniform angles ``(n, n_circles)``: :math:`u \sim U[0, 1)^k`,
+        :math:`z = \operatorname{wrap}(2\pi u - \pi)`, from ``generator`` only."""
+        u = torch.rand(n, self.dim, generator=generator, dtype=dtype)
+        return wrap_angle((u * 2.0 - 1.0) * math.pi)
+
     def posterior(self, raw: Tensor) -> TorusHeatKernel:
         r"""Product of circle heat kernels from raw outputs ``(..., 3n)``.
 

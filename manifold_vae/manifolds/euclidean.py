@@ -76,6 +76,12 @@ class Euclidean(LatentManifold):
         zero = torch.zeros(self.dim, dtype=dtype or torch.get_default_dtype(), device=device)
         return dist.Normal(zero, torch.ones_like(zero)).to_event(1)
 
+    def sample_prior(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        """Standard normal draws ``(n, d)`` from ``generator`` only."""
+        return torch.randn(n, self.dim, generator=generator, dtype=dtype)
+
     def posterior(self, raw: Tensor) -> dist.Distribution:
         r"""Diagonal Gaussian from ``raw = (mu, log sigma^2)``, shape ``(..., 2d)``.
 

@@ -98,6 +98,12 @@ class FixedTime(LatentManifold):
     ) -> Distribution:
         return self.base.prior(dtype=dtype, device=device)
 
+    def sample_prior(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        """The base manifold's prior draws ``(n, dim)``."""
+        return self.base.sample_prior(n, generator, dtype)
+
     def posterior(self, raw: Tensor) -> Distribution:
         r"""The base heat kernel at the base posterior's location, at time ``self.time``.
 

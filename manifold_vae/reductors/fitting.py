@@ -129,8 +129,8 @@ def _frozen(*models: LatentVariableModel) -> Iterator[None]:
                 p.requires_grad_(False)
     try:
         yield
-    finally:
-        for model, training, flags in saved:
+    finally:  # in reverse, so that a model given twice (source is target) gets its own state
+        for model, training, flags in reversed(saved):
             model.train(training)
             for p, flag in flags:
                 p.requires_grad_(flag)
@@ -194,8 +194,8 @@ def fit_reductor(
     _check_int("seed", seed, 0)
     if lr is None:
         lr = LEARNING_RATES.get(family, 0.01)
-    if not (isinstance(lr, (int, float)) and lr >= 0):
-        raise ValueError(f"lr must be a number >= 0, got {lr!r}")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
+        raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
     dtype, device = model_dtype(source)
     losses: list[list[float]] = []
     with torch.random.fork_rng(devices=[]), _frozen(source, target):

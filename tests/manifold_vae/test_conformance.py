@@ -12,7 +12,7 @@ from torch.distributions import Distribution, register_kl
 import distributions as D
 from distributions._angles import wrap_angle
 from distributions.testing import circle_heat_kernels, sphere_heat_kernels, torus_heat_kernels
-from manifold_vae.manifolds import Circle, Euclidean, registered_manifolds
+from manifold_vae.manifolds import Circle, Euclidean, LatentManifold, registered_manifolds
 from manifold_vae.testing import (
     check_distribution,
     check_manifold,
@@ -214,6 +214,19 @@ def test_broken_manifolds_fail_the_named_checks(one_thread):
     report = check_manifold(FrozenTimeEuclidean(1), raise_on_failure=False, samples=2000)
     assert "posterior" in {c.name for c in report.failures}
     assert "some raw output gets no gradient" in str(report)
+
+
+class NoPriorSampler(Circle):
+    """A manifold that keeps the base class's ``sample_prior`` (which raises)."""
+
+    name = "test-no-prior-sampler"
+    sample_prior = LatentManifold.sample_prior
+
+
+def test_a_manifold_without_sample_prior_fails_saying_so(one_thread):
+    report = check_manifold(NoPriorSampler(), raise_on_failure=False, samples=500)
+    assert "prior-sampler" in {c.name for c in report.failures}
+    assert "does not implement sample_prior(n, generator, dtype)" in str(report)
 
 
 def test_report_reads_well_and_leaves_the_global_rng_alone():

@@ -12,6 +12,7 @@ with an absolute floor for entries near zero.
 from __future__ import annotations
 
 import copy
+import re
 import warnings
 
 import pytest
@@ -63,10 +64,17 @@ def _assert_same_models(a: list[VAE], b: list[VAE], dtype) -> None:
             torch.testing.assert_close(value, other, rtol=rtol, atol=atol, msg=f"{i} {key}")
 
 
+def _stop_reason(stopped: str | None) -> str | None:
+    """``History.stopped`` with the loss it quotes rounded to 6 digits (rounding may differ)."""
+    if stopped is None:
+        return None
+    return re.sub(r"loss (\S+)\)", lambda m: f"loss {float(m.group(1)):.6g})", stopped)
+
+
 def _assert_same_histories(a: list[History], b: list[History], dtype) -> None:
     rtol, _ = TOLERANCE[dtype]
     for x, y in zip(a, b, strict=True):
-        assert x.stopped == y.stopped
+        assert _stop_reason(x.stopped) == _stop_reason(y.stopped)
         for key in ("loss", "reconstruction", "kl"):
             torch.testing.assert_close(
                 torch.tensor(getattr(x, key), dtype=torch.float64),
@@ -183,10 +191,14 @@ def test_one_diverging_member_stops_alone():
 
 
 def test_divergence_in_later_epochs_matches_fit():
-    """A large lr: some members diverge in epoch 1 or 2, others survive, all as with fit."""
+    """A large lr: some members diverge in epoch 1 or 2, others survive, all as with fit.
+
+    The stop messages quote a huge finite loss (the posterior scale is clamped, so nothing
+    overflows to inf), which the two trainers may round differently in the last digits.
+    """
     data = _data(0.1, 1, n=128)
     vaes = [_vae(Euclidean(2), 0.01, seed=s) for s in range(6)]
-    options = {"epochs": 4, "batch_size": 32, "lr": 1.0}
+    options = {"epochs": 4, "batch_size": 32, "lr": 3.0}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         models, expected = _sequential(vaes, data, list(range(6)), **options)

@@ -64,6 +64,7 @@ def test_closed_form_decoder_kl_matches_monte_carlo(kind):
 
 
 def test_decoder_kl_agrees_with_torch_registry():
+    torch.manual_seed(0)
     p = torch.distributions.Independent(
         torch.distributions.Normal(torch.randn(5, 7), torch.rand(5, 7) + 0.1), 1
     )
@@ -303,6 +304,20 @@ def test_fit_reductor_validates_and_restores_state(one_thread):
     assert vae.training and all(p.requires_grad for p in vae.parameters())
     assert all(p.grad is None for p in vae.parameters()), "gradients reach the map only"
     assert len(fit.losses) == 3 and len(fit.losses[0]) == 2
+    # as the target, the VAE's decoder is differentiated through: its parameters stay frozen
+    fit = fit_reductor(
+        phi, vae, "mlp", restarts=2, steps=3, num_samples=16, eval_samples=16, progress=False
+    )
+    assert vae.training and all(p.requires_grad for p in vae.parameters())
+    assert all(p.grad is None for p in vae.parameters()), "gradients reach the map only"
+    assert len(fit.losses) == 3
+    with pytest.raises(ValueError, match="lr"):
+        fit_reductor(vae, phi, "mlp", lr=math.inf)
+    # a model reduced to itself gets its state back too
+    fit_reductor(
+        vae, vae, "isometry", restarts=2, steps=2, num_samples=8, eval_samples=8, progress=False
+    )
+    assert vae.training and all(p.requires_grad for p in vae.parameters())
 
 
 # --- the table -------------------------------------------------------------------------------
@@ -361,3 +376,5 @@ def test_pointwise_optimum_is_the_floor_under_every_map(one_thread):
     assert 0 < floor.value <= fit.delta.value + 3 * (fit.delta.stderr + floor.stderr)
     with pytest.raises(ValueError, match="candidates"):
         pointwise_optimum(phi, vae, torch.zeros(5, 2))
+    with pytest.raises(ValueError, match="chunk"):
+        pointwise_optimum(phi, vae, grid, chunk=0)
