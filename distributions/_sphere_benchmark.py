@@ -19,7 +19,7 @@ from pyro.distributions import ProjectedNormal
 from torch import Tensor
 from torch.distributions import kl_divergence
 
-from .sphere import SphereHeatKernel, SphereUniform
+from .sphere import SphereHeatKernel, SphereUniform, _unit
 
 __all__ = ["SPHERE_TIME_RANGE", "measure_sphere", "sphere_lines"]
 
@@ -27,10 +27,6 @@ __all__ = ["SPHERE_TIME_RANGE", "measure_sphere", "sphere_lines"]
 SPHERE_TIME_RANGE = (1e-2, 10.0)
 #: Times of the KL accuracy check (the mpmath reference is slow below 0.02).
 _KL_TIMES = (0.02, 0.1, 0.5, 1.0, 1.49, 2.0, 5.0, 10.0)
-
-
-def _unit(x: Tensor) -> Tensor:
-    return x / x.norm(dim=-1, keepdim=True)
 
 
 def _inputs(n: int, dtype: torch.dtype, device: torch.device, seed: int) -> dict[str, Tensor]:
@@ -100,7 +96,6 @@ def _log_prob_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
     """
     from . import reference
 
-    mp = reference.mp
     if quick:  # seconds, not minutes: the small-time reference is an adaptive quadrature
         times, angles = [1e-3, 0.3, 30.0], [0.0, 1.5, 3.1, math.pi]
     else:
@@ -111,18 +106,7 @@ def _log_prob_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
     theta = torch.tensor(angles, dtype=torch.float64).unsqueeze(-1)
     value = (torch.cos(theta) * loc64 + torch.sin(theta) * tangent).to(dtype)
     loc = loc64.to(dtype)
-    exact = []
-    with mp.workdps(reference.DPS):
-        m = [mp.mpf(float(c)) for c in loc]
-        for v in value.double().tolist():
-            v = [mp.mpf(c) for c in v]
-            cross = [
-                v[1] * m[2] - v[2] * m[1],
-                v[2] * m[0] - v[0] * m[2],
-                v[0] * m[1] - v[1] * m[0],
-            ]
-            dot = mp.fsum(a * b for a, b in zip(v, m, strict=True))
-            exact.append(mp.atan2(mp.sqrt(mp.fsum(c * c for c in cross)), dot))
+    exact = [reference.sphere_angle(v, loc.tolist()) for v in value.tolist()]
     t_list = torch.tensor(times, dtype=torch.float64).to(dtype).double().tolist()
     ref = torch.tensor(
         [[float(reference.sphere_log_density(a, t)) for a in exact] for t in t_list],

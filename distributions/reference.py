@@ -10,6 +10,7 @@ results are ``mpmath.mpf``.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 
 try:
     import mpmath as mp
@@ -24,6 +25,7 @@ __all__ = [
     "circle_kl",
     "circle_kl_to_uniform",
     "circle_log_density",
+    "sphere_angle",
     "sphere_density",
     "sphere_kl_to_uniform",
     "sphere_log_density",
@@ -206,6 +208,23 @@ def _sphere_images(theta: mp.mpf, t: mp.mpf) -> mp.mpf:
     integral = mp.quad(integrand, points)
     scale = mp.exp(t / 4 - theta**2 / (4 * t)) * (4 * mp.pi * t) ** (-mp.mpf(3) / 2)
     return 2 * scale * integral
+
+
+def sphere_angle(value: Sequence[float], loc: Sequence[float]) -> mp.mpf:
+    r"""The angle :math:`\operatorname{atan2}(\lVert v \times m\rVert, v \cdot m)` between two
+    vectors of :math:`R^3` given as floats (taken exactly), at ``DPS`` digits.
+
+    The exact polar angle of a float value from a float location, so that an accuracy test
+    measures the evaluation and not the rounding of its inputs.
+    """
+    with mp.workdps(DPS):
+        v = [mp.mpf(float(x)) for x in value]
+        m = [mp.mpf(float(x)) for x in loc]
+        cross = [v[1] * m[2] - v[2] * m[1], v[2] * m[0] - v[0] * m[2], v[0] * m[1] - v[1] * m[0]]
+        return mp.atan2(
+            mp.sqrt(mp.fsum(c * c for c in cross)),
+            mp.fsum(a * b for a, b in zip(v, m, strict=True)),
+        )
 
 
 def sphere_density(theta: float, time: float, method: str | None = None) -> mp.mpf:

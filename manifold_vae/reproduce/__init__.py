@@ -121,7 +121,8 @@ def reproduce(
     ----------
     name : str
         One of :data:`EXPERIMENTS` (``table-5.1``, ``table-7.1``, ``chapter-6``,
-        ``chapter-10``, ``chapter-11``).
+        ``chapter-10``, ``chapter-11``, ``table-9.2``, ``table-11.1``, ``harmonic``,
+        ``sphere``).
     out : path
         Output folder (created).
     budget : str or Budget, optional

@@ -39,25 +39,13 @@ def _points(angles, dtype=F64) -> torch.Tensor:
     return (torch.cos(theta) * LOC + torch.sin(theta) * TANGENT).to(dtype)
 
 
-def _exact_angle(value: torch.Tensor, loc: torch.Tensor) -> mp.mpf:
-    """The angle between two float vectors, in mpmath (the reference is taken there)."""
-    with mp.workdps(reference.DPS):
-        v = [mp.mpf(float(x)) for x in value]
-        m = [mp.mpf(float(x)) for x in loc]
-        cross = [v[1] * m[2] - v[2] * m[1], v[2] * m[0] - v[0] * m[2], v[0] * m[1] - v[1] * m[0]]
-        return mp.atan2(
-            mp.sqrt(mp.fsum(c * c for c in cross)),
-            mp.fsum(a * b for a, b in zip(v, m, strict=True)),
-        )
-
-
 @pytest.fixture(scope="module")
 def grid():
     """Float64 log_prob on TIMES x ANGLES and its mpmath reference at the exact float inputs."""
     values = _points(ANGLES)
     time = torch.tensor(TIMES, dtype=F64).unsqueeze(-1)
     log_p = SphereHeatKernel(LOC, time, validate_args=True).log_prob(values)
-    angles = [_exact_angle(v, LOC) for v in values]
+    angles = [reference.sphere_angle(v.tolist(), LOC.tolist()) for v in values]
     ref = torch.tensor(
         [[float(reference.sphere_log_density(a, t)) for a in angles] for t in TIMES], dtype=F64
     )

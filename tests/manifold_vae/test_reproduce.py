@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from manifold_vae.cli import main
+from manifold_vae.cli import EXPERIMENT_NAMES, main
 from manifold_vae.reproduce import EXPERIMENTS, Budget, parse_budget
 
 NAMES = [
@@ -23,7 +23,7 @@ NAMES = [
 
 
 def test_every_experiment_is_registered():
-    assert sorted(EXPERIMENTS) == sorted(NAMES)
+    assert sorted(EXPERIMENTS) == sorted(NAMES) == sorted(EXPERIMENT_NAMES)
     for e in EXPERIMENTS.values():
         assert e.tiny.epochs <= 2 and e.tiny.reps == 1
         assert e.default.epochs > e.tiny.epochs
