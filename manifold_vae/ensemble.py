@@ -466,8 +466,8 @@ def fit_ensemble(
     """
     _check_options(epochs, batch_size, num_samples, lr)
     _check_lr_final(lr, lr_final)
-    _check_input_noise(input_noise)
     vaes = _check_members(vaes, device)
+    _check_input_noise(input_noise, vaes[0])
     seeds = _check_seeds(seeds, len(vaes))
     tensors = _check_data(data, vaes)
     device = _resolve_device(device, vaes[0])

@@ -29,6 +29,9 @@ class Likelihood(nn.Module, abc.ABC):
     """Base class: ``likelihood(output)`` is the distribution of a datapoint."""
 
     name: ClassVar[str]
+    #: Whether every real datapoint is in the support (Gaussians: yes; Bernoulli: only
+    #: ``[0, 1]``). Training with ``input_noise`` needs it.
+    real_valued: ClassVar[bool] = True
 
     def build(self, data_shape: torch.Size) -> None:
         """Called once by the VAE with the datapoint shape (create shape-dependent parameters)."""
@@ -218,6 +221,7 @@ class Bernoulli(Likelihood):
     """
 
     name = "bernoulli"
+    real_valued = False
 
     def forward(self, output: Tensor) -> dist.Distribution:
         return dist.Bernoulli(logits=output, validate_args=False).to_event(self._event_dims())

@@ -534,10 +534,11 @@ def manifold_checks(
         a = coords(500, seed_=3)
         assert torch.equal(a, coords(500, seed_=3)), "sample_prior is not reproducible"
         p = m.prior(dtype=torch.float64)
-        mean_a, se_a = _mean_se(m.to_point(a))
+        # moments of the points (each coordinate, its square, sin and cos), not only the mean
+        mean_a, se_a = _mean_se(_functions(m.to_point(a), 1))
         with torch.no_grad():
             b = p.sample(torch.Size([samples]))
-        mean_b, se_b = _mean_se(m.to_point(b))
+        mean_b, se_b = _mean_se(_functions(m.to_point(b), 1))
         se = (se_a**2 + se_b**2).sqrt()
         z = _z_compare("sample_prior vs prior.sample", mean_a, mean_b, se, 1e-9)
         return f"private-generator draws match the prior within {z:.2f} standard errors"

@@ -74,12 +74,23 @@ def learning_rate(epoch: int, epochs: int, lr: float, lr_final: float | None = N
     return lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * epoch / (epochs - 1)))
 
 
-def _check_input_noise(input_noise: float) -> None:
-    """``ValueError`` unless ``input_noise`` is a finite standard deviation ``>= 0``."""
+def _check_input_noise(input_noise: float, vae: VAE) -> None:
+    """``ValueError`` unless ``input_noise`` is a finite standard deviation ``>= 0``.
+
+    Noise is added to the data itself (data augmentation: it is also the reconstruction
+    target), so it needs a likelihood whose support is all of the data space
+    (``Likelihood.real_valued``; not Bernoulli's ``[0, 1]``).
+    """
     if isinstance(input_noise, bool) or not (
         isinstance(input_noise, (int, float)) and math.isfinite(input_noise) and input_noise >= 0
     ):
         raise ValueError(f"input_noise must be a finite standard deviation >= 0, got {input_noise}")
+    if input_noise > 0 and not vae.likelihood.real_valued:
+        raise ValueError(
+            f"input_noise = {input_noise} needs real-valued data, but the "
+            f"{type(vae.likelihood).__name__} likelihood has bounded support: noisy data would "
+            "leave it"
+        )
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -174,7 +185,7 @@ def fit(
     """
     _check_options(epochs, batch_size, num_samples, lr)
     _check_lr_final(lr, lr_final)
-    _check_input_noise(input_noise)
+    _check_input_noise(input_noise, vae)
     vae.likelihood.validate_data(data)
     device = _resolve_device(device, vae)
     dtype = next(vae.parameters()).dtype

@@ -44,7 +44,7 @@ def heat_smoothing(spectrum: Spectrum, loc: Tensor, time: Tensor) -> Tensor:
     loc : Tensor, shape=[..., n]
         Locations :math:`\mu` (angles).
     time : Tensor, shape=[..., n] (broadcastable)
-        Angle times :math:`t_i \ge 0` per factor (e.g. ``TorusHeatKernel.time``).
+        Finite angle times :math:`t_i \ge 0` per factor (e.g. ``TorusHeatKernel.time``).
 
     Returns
     -------
@@ -56,8 +56,9 @@ def heat_smoothing(spectrum: Spectrum, loc: Tensor, time: Tensor) -> Tensor:
     n = spectrum.modes.shape[-1]
     if loc.shape[-1] != n:
         raise ValueError(f"loc must have last dimension {n} (the torus), got {tuple(loc.shape)}")
-    if not bool((torch.as_tensor(time) >= 0).all()):
-        raise ValueError("time must be >= 0")
+    time_tensor = torch.as_tensor(time)
+    if not bool(((time_tensor >= 0) & torch.isfinite(time_tensor)).all()):
+        raise ValueError("time must be finite and >= 0")
     coefficients = spectrum.coefficients
     real = coefficients.real.dtype
     flat = coefficients.reshape(coefficients.shape[0], -1)
@@ -97,9 +98,9 @@ def heat_smoothed_decoder(
     if radii is None:
         raise ValueError(f"heat smoothing needs a product of circles, got {model.latent!r}")
     spectrum = decoder_fourier_spectrum(model, grid_shape)
-    real = spectrum.coefficients.real.dtype
-    time = torch.as_tensor(time, dtype=real).unsqueeze(-1)
-    angle_time = time / torch.tensor(radii, dtype=real) ** 2
+    real, device = spectrum.coefficients.real.dtype, spectrum.coefficients.device
+    time = torch.as_tensor(time, dtype=real, device=device).unsqueeze(-1)
+    angle_time = time / torch.tensor(radii, dtype=real, device=device) ** 2
     return heat_smoothing(spectrum, loc, angle_time)
 
 

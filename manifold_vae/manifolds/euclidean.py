@@ -66,6 +66,18 @@ class Euclidean(LatentManifold):
     def log_volume_density(self, coordinates: Tensor) -> Tensor:
         return torch.zeros_like(coordinates[..., 0])
 
+    def exp(self, tangent_vec: Tensor, base_point: Tensor) -> Tensor:
+        """Flat: ``base_point + tangent_vec``, shape ``(..., d)``."""
+        return base_point + tangent_vec
+
+    def distance(self, point_a: Tensor, point_b: Tensor) -> Tensor:
+        """Euclidean norm of the difference, shape ``(...)`` (gradient 0 where they coincide)."""
+        return (point_a - point_b).norm(dim=-1)
+
+    def to_tangent(self, vector: Tensor, base_point: Tensor) -> Tensor:
+        """Every vector is tangent: ``vector`` broadcast against ``base_point``."""
+        return vector.expand(torch.broadcast_shapes(vector.shape, base_point.shape))
+
     def point_support(self) -> constraints.Constraint:
         return constraints.independent(constraints.real, 1)
 

@@ -73,6 +73,10 @@ class FixedTime(LatentManifold):
 
     # --- geometry: the base's -----------------------------------------------------------
     @property
+    def intrinsic_dim(self) -> int:
+        return self.base.intrinsic_dim
+
+    @property
     def space(self) -> Any:
         return self.base.space
 
@@ -88,6 +92,15 @@ class FixedTime(LatentManifold):
 
     def log_volume_density(self, coordinates: Tensor) -> Tensor:
         return self.base.log_volume_density(coordinates)
+
+    def exp(self, tangent_vec: Tensor, base_point: Tensor) -> Tensor:
+        return self.base.exp(tangent_vec, base_point)
+
+    def distance(self, point_a: Tensor, point_b: Tensor) -> Tensor:
+        return self.base.distance(point_a, point_b)
+
+    def to_tangent(self, vector: Tensor, base_point: Tensor) -> Tensor:
+        return self.base.to_tangent(vector, base_point)
 
     def point_support(self) -> constraints.Constraint:
         return self.base.point_support()

@@ -229,6 +229,21 @@ def test_a_manifold_without_sample_prior_fails_saying_so(one_thread):
     assert "does not implement sample_prior(n, generator, dtype)" in str(report)
 
 
+class WidePriorSampler(Euclidean):
+    """``sample_prior`` draws N(0, 4 I): the right mean, the wrong spread."""
+
+    name = "test-wide-prior-sampler"
+
+    def sample_prior(self, n, generator, dtype=torch.float64):
+        return 2.0 * super().sample_prior(n, generator, dtype)
+
+
+def test_a_prior_sampler_with_the_wrong_spread_fails(one_thread):
+    check = manifold_checks(WidePriorSampler(2), samples=2000)["prior-sampler"]
+    with pytest.raises(AssertionError, match=r"sample_prior vs prior\.sample"):
+        check()
+
+
 def test_report_reads_well_and_leaves_the_global_rng_alone():
     torch.manual_seed(123)
     state = torch.get_rng_state()

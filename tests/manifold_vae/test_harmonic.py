@@ -195,6 +195,16 @@ def test_geometry_is_read_from_the_protocol():
         (lambda: decoder_hermite_spectrum(_model(Euclidean(1), lambda z: z), 4, 4), "nodes"),
         (lambda: decoder_fourier_spectrum(_model(Circle(), lambda z: z), (4, 4)), "entries"),
         (lambda: fourier_spectrum(torch.zeros(4), 1).high_frequency_content(-1), "cutoff"),
+        (
+            lambda: heat_smoothing(fourier_spectrum(torch.zeros(4), 1), torch.zeros(1, 1), -1),
+            "time",
+        ),
+        (
+            lambda: heat_smoothing(
+                fourier_spectrum(torch.zeros(4), 1), torch.zeros(1, 1), math.inf
+            ),
+            "time",
+        ),
     ],
 )
 def test_invalid_arguments_raise(call, message):
@@ -315,8 +325,9 @@ def test_fourier_heat_smoothing_matches_monte_carlo(latent):
 
     A false alarm per output needs a 5-sigma deviation (p ~ 6e-7; 150 outputs), and the grid
     of 256 (circle) or 64 x 64 (torus) points keeps the aliasing error far below the MC error.
-    The thesis's Eq. 7.5 kernel (no factor 2: mode m damped by (1 + exp(-m^2 t)) / 2) must be
-    rejected by the same comparison.
+    The thesis's Eq. 7.5 kernel (no factor 2: half uniform plus half heat kernel, so in each
+    factor mode m_i != 0 is damped by exp(-m_i^2 t_i) / 2) must be rejected by the same
+    comparison.
     """
     torch.manual_seed(0)
     vae = VAE(latent, (25,), Gaussian(0.1), hidden=16).double()
@@ -330,9 +341,11 @@ def test_fourier_heat_smoothing_matches_monte_carlo(latent):
     spectrum = decoder_fourier_spectrum(vae, grid)
     radii = torch.tensor(circle_radii(latent), dtype=torch.float64)
     angle_time = time.unsqueeze(-1) / radii**2
-    thesis_factor = 0.5 * (
-        1.0 + torch.exp(-angle_time.unsqueeze(-2) @ (spectrum.modes.double() ** 2).T)
-    )
+    modes = spectrum.modes.double()
+    per_factor = torch.where(
+        modes == 0, 1.0, 0.5 * torch.exp(-angle_time.unsqueeze(-2) * modes**2)
+    )  # (3, K, n)
+    thesis_factor = per_factor.prod(-1).unsqueeze(-2)  # (3, 1, K)
     flat = spectrum.coefficients.reshape(len(spectrum.modes), -1)
     phase = loc.unsqueeze(-2) @ spectrum.modes.double().T
     thesis = (thesis_factor * torch.cos(phase)) @ flat.real - (

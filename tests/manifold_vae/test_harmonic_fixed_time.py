@@ -17,6 +17,7 @@ from manifold_vae.manifolds import (
     CliffordTorus,
     Euclidean,
     FixedTime,
+    Sphere,
     manifold_from_spec,
 )
 from manifold_vae.training import fit
@@ -40,6 +41,20 @@ def test_posterior_is_the_base_heat_kernel_at_the_base_location(base):
     torch.testing.assert_close(q.log_prob(z), expected.log_prob(z), rtol=0, atol=0)
     torch.testing.assert_close(q_other.log_prob(z), expected.log_prob(z), rtol=0, atol=0)
     assert m.posterior_location(q).shape == (6, base.dim)
+
+
+@pytest.mark.parametrize("base", [*BASES, Sphere()], ids=repr)
+def test_geometry_is_the_base_manifolds(base):
+    m = FixedTime(base, 0.3)
+    assert m.intrinsic_dim == base.intrinsic_dim
+    g = torch.Generator().manual_seed(0)
+    a = base.to_point(base.sample_prior(5, g))
+    b = base.to_point(m.sample_prior(5, g))
+    vector = torch.randn(5, base.ambient_dim, generator=g, dtype=torch.float64)
+    tangent = base.to_tangent(vector, a)
+    torch.testing.assert_close(m.to_tangent(vector, a), tangent, rtol=0, atol=0)
+    torch.testing.assert_close(m.exp(tangent, a), base.exp(tangent, a), rtol=0, atol=0)
+    torch.testing.assert_close(m.distance(a, b), base.distance(a, b), rtol=0, atol=0)
 
 
 def test_euclidean_fixed_time_is_variance_two_t():

@@ -276,3 +276,16 @@ def test_bad_lr_final_raises(lr_final):
     vae = VAE(Circle(), (25,), Gaussian(0.1))
     with pytest.raises(ValueError, match="lr_final"):
         fit(vae, sinusoids(n=8).data, epochs=1, lr=1e-3, lr_final=lr_final, progress=False)
+
+
+def test_input_noise_needs_a_real_valued_likelihood():
+    """Noisy data would leave a Bernoulli likelihood's support [0, 1]: refused by both trainers."""
+    from manifold_vae.ensemble import fit_ensemble
+
+    data = torch.rand(16, 25, generator=torch.Generator().manual_seed(0))
+    vae = VAE(Circle(), (25,), Bernoulli())
+    with pytest.raises(ValueError, match="needs real-valued data"):
+        fit(vae, data, epochs=1, input_noise=0.1, progress=False)
+    with pytest.raises(ValueError, match="bounded support"):
+        fit_ensemble([vae], data, epochs=1, input_noise=0.1, progress=False)
+    fit(vae, data, epochs=1, input_noise=0.0, progress=False)  # no noise: fine
