@@ -21,8 +21,9 @@ from __future__ import annotations
 
 import functools
 import math
+import statistics
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -71,9 +72,9 @@ LR = 1e-3
 LIPSCHITZ_RTOL = 1e-4
 #: Significance level of each one-sided trend test (per pair and direction).
 ALPHA = 0.05
-#: A member is collapsed when its reconstruction explains less than this share of the
-#: training data's variance (its latent carries almost nothing about the data).
-COLLAPSE_SHARE = 0.1
+#: A member is (nearly) collapsed when its reconstruction explains less than this share of the
+#: training data's variance (its latent carries little about the data).
+COLLAPSE_SHARE = 0.2
 #: Posterior samples per training point in the reconstruction share.
 RECONSTRUCTION_SAMPLES = 8
 QUANTITIES = {
@@ -82,6 +83,16 @@ QUANTITIES = {
     "encoder_hfc": "encoder high-frequency content",
     "encoder_lipschitz": "encoder Lipschitz estimate",
 }
+#: Health of a fit, reported per cell beside the harmonic quantities.
+HEALTH = {
+    "decoder_high_energy": "decoder energy above K",
+    "reconstruction_share": "R",
+    "kl": "KL",
+}
+#: The report columns that name a grid cell (:func:`_cell_columns`).
+CELL_COLUMNS = ("benchmark", "latent", "beta", "time", "input noise")
+#: A member fits poorly when its reconstruction share is this far below its cell's median.
+POOR_FIT = 0.25
 KNOBS = {"beta": "KL weight beta", "time": "fixed posterior time t", "input_noise": "input noise"}
 CLAIMS = (
     ("time", "decoder_hfc", "larger encoder variance lowers the decoder's high frequencies"),
@@ -325,7 +336,7 @@ def _jonckheere_null(sizes: tuple[int, ...]) -> tuple[int, ...]:
                 if placed[level] == size:
                     continue
                 gain = sum(placed[:level])
-                state = placed[:level] + (placed[level] + 1,) + placed[level + 1 :]
+                state = (*placed[:level], placed[level] + 1, *placed[level + 1 :])
                 target = grown.setdefault(state, {})
                 for j, c in counts.items():
                     target[j + gain] = target.get(j + gain, 0) + c
@@ -412,7 +423,9 @@ def _overall(lower: int, higher: int, pairs: int) -> str:
         All (benchmark, latent) pairs of the claim.
     """
     if min(lower, higher) < 0 or lower + higher > pairs:
-        raise ValueError(f"lower, higher: need 0 <= lower + higher <= pairs, got {lower}, {higher}, {pairs}")
+        raise ValueError(
+            f"lower, higher: need 0 <= lower + higher <= pairs, got {lower}, {higher}, {pairs}"
+        )
     if lower >= _needed(pairs) and higher == 0:
         return "supported"
     if higher >= _needed(pairs) and lower == 0:
@@ -432,12 +445,117 @@ def _false_positive_bound(pairs: int, alpha: float = ALPHA) -> float:
     """
     need = _needed(pairs)
     return math.fsum(
-        math.comb(pairs, k) * alpha**k * (1.0 - alpha) ** (pairs - k) for k in range(need, pairs + 1)
+        math.comb(pairs, k) * alpha**k * (1.0 - alpha) ** (pairs - k)
+        for k in range(need, pairs + 1)
     )
 
 
 def _values(cells: Mapping[tuple, list[Member]], cell: Mapping[str, Any], key: str) -> list[float]:
     return [float(m.metrics[key]) for m in cells.get(cell_key(cell), [])]
+
+
+def _claims(
+    cells: Mapping[tuple, list[Member]],
+    setups: Sequence[_Setup],
+    keep: Callable[[Member], bool],
+) -> dict[str, dict[str, Any]]:
+    """Per claim: the trend test of every (benchmark, latent) pair on the kept members.
+
+    Returns, per claim text, the counts ``lower``/``higher``/``pairs``, the ``verdict``
+    (:func:`_overall`), the per-pair ``tests`` (for the JSON) and the report ``rows``
+    ``(benchmark, latent, sweep, means, J / J_max, p-values, effect)``.
+    """
+    out = {}
+    for knob, key, text in CLAIMS:
+        sweep = _knob_cells(knob)
+        tests, rows = [], []
+        for setup in setups:
+            for latent in setup.latents:
+                groups = [
+                    [
+                        float(m.metrics[key])
+                        for m in cells.get(
+                            cell_key({"dataset": setup.name, "latent": repr(latent), **c}), []
+                        )
+                        if keep(m) and math.isfinite(float(m.metrics[key]))
+                    ]
+                    for _, c in sweep
+                ]
+                j, p_lower, p_higher = _trend_test(groups)
+                effect = _trend(groups)
+                sizes = [len(g) for g in groups]
+                j_max = sum(a * b for i, a in enumerate(sizes) for b in sizes[i + 1 :])
+                means = " -> ".join(_fmt(*_summary(g)[:2]) if g else "-" for g in groups)
+                tests.append(
+                    {
+                        "benchmark": setup.name,
+                        "latent": repr(latent),
+                        "sizes": sizes,
+                        "J": j,
+                        "p_lower": p_lower,
+                        "p_higher": p_higher,
+                        "effect": effect,
+                    }
+                )
+                rows.append(
+                    (
+                        setup.name,
+                        repr(latent),
+                        f"{sweep[0][0]:g} -> {sweep[-1][0]:g}",
+                        means,
+                        f"{j:g} / {j_max}" if math.isfinite(j) else "-",
+                        f"{p_lower:.2g}, {p_higher:.2g}",
+                        effect,
+                    )
+                )
+        lower = sum(t["effect"] == "lower" for t in tests)
+        higher = sum(t["effect"] == "higher" for t in tests)
+        out[text] = {
+            "lower": lower,
+            "higher": higher,
+            "pairs": len(tests),
+            "verdict": _overall(lower, higher, len(tests)),
+            "tests": tests,
+            "rows": rows,
+        }
+    return out
+
+
+def _cell_columns(cell: Mapping[str, Any]) -> tuple[str, ...]:
+    """A grid cell as report cells, in the order of :data:`CELL_COLUMNS`."""
+    time = "learned" if cell["time"] is None else f"{cell['time']:g}"
+    return (
+        cell["dataset"],
+        cell["latent"],
+        f"{cell['beta']:g}",
+        time,
+        f"{cell['input_noise']:g}",
+    )
+
+
+def _poor_fits(cells: Mapping[tuple, list[Member]]) -> list[tuple[str, ...]]:
+    """Report rows of the collapsed members and of those far below their cell's median R."""
+    rows = []
+    for group in cells.values():
+        shares = [m.metrics["reconstruction_share"] for m in group]
+        losses = [m.metrics["final_loss"] for m in group]
+        median_share, median_loss = statistics.median(shares), statistics.median(losses)
+        for m in group:
+            share = m.metrics["reconstruction_share"]
+            if m.metrics["collapsed"] or share < median_share - POOR_FIT:
+                rows.append(
+                    (
+                        *_cell_columns(m.cell),
+                        str(m.rep),
+                        f"{share:.3f}",
+                        f"{median_share:.3f}",
+                        f"{m.metrics['kl']:.3g}",
+                        f"{m.metrics['final_loss']:.4g}",
+                        f"{median_loss:.4g}",
+                        "yes" if m.metrics["collapsed"] else "no",
+                    )
+                )
+    return rows
 
 
 def _plot(members: Sequence[Member], setups: Sequence[_Setup], path: Path) -> Path:
@@ -602,46 +720,46 @@ def _report(
         for latent in setup.latents:
             for s in _settings():
                 cell = {"dataset": setup.name, "latent": repr(latent), **s}
-                vals = {k: _values(cells, cell, k) for k in QUANTITIES}
+                vals = {k: _values(cells, cell, k) for k in (*QUANTITIES, *HEALTH)}
                 rows.append(
                     (
-                        setup.name,
-                        repr(latent),
-                        f"{s['beta']:g}",
-                        "learned" if s["time"] is None else f"{s['time']:g}",
-                        f"{s['input_noise']:g}",
+                        *_cell_columns(cell),
                         *(_fmt(*_summary(v)[:2]) for v in vals.values()),
+                        str(sum(m.metrics["collapsed"] for m in cells[cell_key(cell)])),
                     )
                 )
-    claim_rows, supported = [], {}
-    for knob, key, text in CLAIMS:
-        sweep = _knob_cells(knob)
-        verdicts = []
-        for setup in setups:
-            for latent in setup.latents:
-
-                def cell(c: Mapping[str, Any], latent=latent, setup=setup) -> dict[str, Any]:
-                    return {"dataset": setup.name, "latent": repr(latent), **c}
-
-                low = _values(cells, cell(sweep[0][1]), key)
-                high = _values(cells, cell(sweep[-1][1]), key)
-                verdict = _verdict(low, high)
-                verdicts.append(verdict)
-                claim_rows.append(
-                    (
-                        text,
-                        setup.name,
-                        repr(latent),
-                        f"{sweep[0][0]:g} -> {sweep[-1][0]:g}",
-                        f"{_fmt(*_summary(low)[:2])} -> {_fmt(*_summary(high)[:2])}",
-                        verdict,
-                    )
-                )
-        supported[text] = (verdicts.count("lower"), verdicts.count("higher"), len(verdicts))
-    summary_rows = [
-        (text, f"{lo}/{n}", f"{hi}/{n}", _overall(lo, hi, n))
-        for text, (lo, hi, n) in supported.items()
+    claims = {
+        "all": _claims(cells, setups, lambda m: True),
+        "without collapsed": _claims(cells, setups, lambda m: not m.metrics["collapsed"]),
+    }
+    claim_rows = [
+        (text, *pair_all[:4], *pair_all[4:], *pair_kept[4:])
+        for text in claims["all"]
+        for pair_all, pair_kept in zip(
+            claims["all"][text]["rows"], claims["without collapsed"][text]["rows"], strict=True
+        )
     ]
+    summary_rows = [
+        (
+            text,
+            *(
+                f"{v['lower']}/{v['pairs']} lower, {v['higher']}/{v['pairs']} higher: "
+                f"**{v['verdict']}**"
+                for v in (claims["all"][text], claims["without collapsed"][text])
+            ),
+        )
+        for text in claims["all"]
+    ]
+    pairs = len(next(iter(claims["all"].values()))["rows"])
+    bound = _false_positive_bound(pairs)
+    orderings = sum(_jonckheere_null((budget.reps,) * len(TIMES)))
+    reachable = (
+        "one pair can reach significance"
+        if 1.0 / orderings <= ALPHA
+        else "no pair can reach significance at this budget"
+    )
+    poor_rows = _poor_fits(cells)
+    collapsed = sum(m.metrics["collapsed"] for m in members)
     smoothing = [m.metrics["smoothing_max_z"] for m in members if "smoothing_max_z" in m.metrics]
     unconverged = sum(m.metrics["power_iteration_unconverged"] for m in members)
     stopped = sum(m.metrics["stopped"] is not None for m in members)
@@ -721,24 +839,96 @@ Fourier and Hermite bases.
 
 ## Verdicts
 
-A sweep's effect on a (benchmark, latent) pair is "lower"/"higher" when the means at the two
-ends of the sweep differ by more than two standard errors (over repetitions), else "no clear
-change". A claim is "supported" when at least two thirds of its six pairs show the claimed
-decrease and none the opposite, "contradicted" in the mirror case, "partly supported" /
-"partly contradicted" when one direction merely outnumbers the other, else "not supported".
+Per (benchmark, latent) pair, an exact one-sided Jonckheere-Terpstra test of a monotone trend
+of the quantity against the knob over all {len(TIMES)} sweep levels and all repetitions: J counts
+the pairs of repetitions at two levels that increase with the knob (of J_max = the number of
+such pairs); its null distribution, every ordering of the pooled values over the levels equally
+likely, is enumerated exactly. The effect is "lower" when P(J' <= J) <= {ALPHA:g}, "higher" when
+P(J' >= J) <= {ALPHA:g}, else "no significant trend" (each direction at level {ALPHA:g}).
+With {budget.reps} repetitions per level the smallest p-value is 1/{orderings}: {reachable}.
+With no effect a pair reads "lower" (or "higher") at most {ALPHA:.0%} of the time.
 
-{markdown_table(["claim", "lower", "higher", "verdict"], summary_rows)}
+A claim is **supported** when at least half of its {pairs} pairs ({_needed(pairs)}) show a
+significant decrease and none a significant increase, **contradicted** in the mirror case,
+else **not supported**. Pairs are independent models and data, so with no effect anywhere a
+claim is called supported (or contradicted) with probability at most
+P(Bin({pairs}, {ALPHA:g}) >= {_needed(pairs)}) = {bound:.2g}.
+
+Collapse: a member is counted as (nearly) collapsed when its reconstruction explains less than
+{COLLAPSE_SHARE:.0%} of the variance of its clean training data, R = 1 - E||x - f(z)||^2 /
+E||x - mean x||^2 with z drawn from its posterior, {RECONSTRUCTION_SAMPLES} samples per point
+(the latent carries little about the data: for a learned posterior variance this is the
+KL ~ 0 collapse, for a large fixed time the posterior noise itself). {collapsed} of {
+        len(members)
+    } members are collapsed. A collapsed decoder is nearly
+constant, which lowers its HFC and Lipschitz estimate for a reason other than the claimed one,
+so the verdicts are given both on all members and with the collapsed members removed from the
+tests (a level with all its members removed is dropped from the sweep).
+
+{markdown_table(["claim", "all members", "without collapsed members"], summary_rows)}
 
 {
         markdown_table(
-            ["claim", "benchmark", "latent", "sweep", "mean ± std (first -> last)", "effect"],
+            [
+                "claim",
+                "benchmark",
+                "latent",
+                "sweep",
+                "mean ± std per level",
+                "J / J_max",
+                "p lower, p higher",
+                "effect",
+                "without collapsed: J / J_max",
+                "p lower, p higher",
+                "effect",
+            ],
             claim_rows,
         )
     }
 
+### Collapsed and poorly fitted members
+
+Members that are collapsed, or whose reconstruction share R is more than {POOR_FIT:g} below
+the median of their cell (a worse local optimum): their final training loss against the
+cell's median. Only the collapsed ones are excluded above.
+
+{
+        markdown_table(
+            [
+                *CELL_COLUMNS,
+                "rep",
+                "R",
+                "cell median R",
+                "KL",
+                "final loss",
+                "cell median loss",
+                "collapsed",
+            ],
+            poor_rows,
+        )
+        if poor_rows
+        else "None."
+    }
+
 ## All settings (mean ± std over repetitions)
 
-{markdown_table(["benchmark", "latent", "beta", "time", "input noise", *QUANTITIES.values()], rows)}
+The decoder's high-frequency content is a share of its variance; "decoder energy above K" is
+that share times the variance (summed over the outputs; the uniform measure on the manifold,
+N(0, I) on R^d): a collapsed decoder has a small variance and so little energy above K even
+when its share is large. R and KL: the reconstruction share and the KL (nats) on the clean
+training data; "collapsed": members of the cell with R < {COLLAPSE_SHARE:g}.
+
+{
+        markdown_table(
+            [
+                *CELL_COLUMNS,
+                *QUANTITIES.values(),
+                *HEALTH.values(),
+                "collapsed",
+            ],
+            rows,
+        )
+    }
 
 ## Exact heat smoothing
 
@@ -751,13 +941,18 @@ models: {max(smoothing) if smoothing else math.nan:.2f} ({len(smoothing)} models
     data = {
         "train_seconds": seconds,
         "settings": _settings(),
+        "alpha": ALPHA,
+        "collapse_share": COLLAPSE_SHARE,
+        "false_positive_bound": bound,
         "claims": {
-            text: dict(zip(("lower", "higher", "pairs"), v, strict=True))
-            for text, v in supported.items()
+            kind: {
+                text: {k: v for k, v in claim.items() if k != "rows"}
+                for text, claim in by_claim.items()
+            }
+            for kind, by_claim in claims.items()
         },
         "members": member_records(members),
     }
     return Report(
         "harmonic", "Harmonic analysis of encoders and decoders", budget, body, data, figures
     )
-
