@@ -45,7 +45,7 @@ CH11_DEFAULT = Budget(epochs=100, reps=3, n=50)
 CH11_TINY = Budget(epochs=1, reps=1, n=10)
 LR = 1e-3
 #: With ``--budget restarts=K``, each chapter-11 model is the best of K starts after a screen of
-#: CH11_SCREEN_EPOCHS epochs (a torn torus shows within a few epochs).
+#: CH11_SCREEN_EPOCHS epochs (most torn tori show within a few epochs; see docs/reproduce.md).
 CH11_SCREEN_EPOCHS = 8
 METRIC_COLUMNS = ("-ELBO", "KL", "Reconstruction (NLL)", "MSE")
 
