@@ -6,6 +6,7 @@ import copy
 import json
 import math
 import platform
+import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -382,8 +383,39 @@ class Report:
             **self.data,
         }
         js = out / "results.json"
-        js.write_text(json.dumps(payload, indent=1, default=_jsonable, allow_nan=True))
+        js.write_text(json_text(payload))
         return md, js
+
+
+#: Significant digits of the numbers in ``results.json`` (far below any difference a report
+#: discusses; it keeps the files of large grids, with every training history, small).
+JSON_DIGITS = 7
+
+
+def _rounded(value: Any) -> Any:
+    """``value`` with tensors as lists and finite floats to :data:`JSON_DIGITS` digits."""
+    if isinstance(value, Tensor):
+        value = value.tolist()
+    if isinstance(value, float):
+        return float(f"{value:.{JSON_DIGITS}g}") if math.isfinite(value) else value
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_rounded(v) for v in value]
+    return value
+
+
+#: A JSON array of plain values (numbers, booleans, null: no strings, arrays or objects).
+_FLAT_ARRAY = re.compile(r"\[([^\[\]{}\"]*)\]")
+
+
+def json_text(payload: Mapping[str, Any]) -> str:
+    """The text of ``results.json``: indented JSON, numbers rounded (:func:`_rounded`).
+
+    Arrays of plain numbers (training histories, coefficients) are written on one line.
+    """
+    text = json.dumps(_rounded(payload), indent=1, default=_jsonable, allow_nan=True)
+    return _FLAT_ARRAY.sub(lambda m: "[" + " ".join(m.group(1).split()) + "]", text)
 
 
 def _jsonable(value: Any) -> Any:

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import copy
+import json
+import math
 
 import pytest
 import torch
@@ -10,7 +12,7 @@ import torch
 from manifold_vae.datasets import sinusoids
 from manifold_vae.likelihoods import Gaussian
 from manifold_vae.manifolds import Circle
-from manifold_vae.reproduce.common import RESTART_SEED, build_members, train_members
+from manifold_vae.reproduce.common import RESTART_SEED, build_members, json_text, train_members
 from manifold_vae.training import fit
 from manifold_vae.vae import VAE
 
@@ -77,3 +79,17 @@ def test_screened_restarts_train_only_the_best_start_in_full():
 def test_bad_restarts_raise(restarts):
     with pytest.raises(ValueError, match="restarts"):
         build_members([{"sigma_x": 0.1}], 1, _make, restarts=restarts)
+
+
+def test_results_json_rounds_numbers_and_keeps_flat_arrays_on_one_line():
+    payload = {
+        "loss": [1.0 / 3.0, float("nan"), float("inf"), 2],
+        "tensor": torch.tensor([0.123456789, 2.0], dtype=torch.float64),
+        "nested": {"cells": [[1.5, 2.5], [3.5]], "names": ["a", "b"]},
+    }
+    text = json_text(payload)
+    assert '"loss": [0.3333333, NaN, Infinity, 2]' in text
+    back = json.loads(text)
+    assert back["tensor"] == [0.1234568, 2.0]
+    assert back["nested"] == {"cells": [[1.5, 2.5], [3.5]], "names": ["a", "b"]}
+    assert math.isnan(back["loss"][1]) and back["loss"][2] == math.inf
