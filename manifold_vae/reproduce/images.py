@@ -235,16 +235,19 @@ def chapter_11(
     progress: bool = True,
     batch_size: int = 128,
     lr_final: float | None = None,
+    screen_epochs: int = CH11_SCREEN_EPOCHS,
 ) -> Report:
     """Sec. 11.3-11.4: R^4 baseline versus the Clifford torus on the toroidal benchmark.
 
     Models are trained and evaluated on the regular grid of ``budget.n`` x ``budget.n`` phase
-    pairs (the thesis: 50 x 50 = 2500 noiseless images, Sec. 11.1).
+    pairs (the thesis: 50 x 50 = 2500 noiseless images, Sec. 11.1). ``batch_size``,
+    ``lr_final`` (cosine step size) and ``screen_epochs`` (of restarts, with
+    ``budget.restarts > 1``) change the training.
     """
     grid = toroidal_grid(n_per_axis=budget.n)
     datasets = {"toroidal X_Vis": grid}
     latents = [Euclidean(4), CliffordTorus()]
-    screen = min(CH11_SCREEN_EPOCHS, budget.epochs)
+    screen = min(screen_epochs, budget.epochs)
     members, seconds = _train_grid(
         datasets,
         latents,
