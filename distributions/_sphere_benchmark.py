@@ -42,7 +42,7 @@ def _inputs(n: int, dtype: torch.dtype, device: torch.device, seed: int) -> dict
 def _throughput(
     n: int, repeats: int, dtype: torch.dtype, device: torch.device, seed: int
 ) -> list[dict[str, Any]]:
-    from .benchmark import _summary, time_interleaved
+    from .benchmark import time_groups
 
     x = _inputs(n, dtype, device, seed)
     value, loc, time = x["value"], x["loc"], x["time"]
@@ -70,22 +70,7 @@ def _throughput(
             },
         ),
     }
-    records = []
-    rng_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
-        torch.manual_seed(seed)
-        for operation, (baseline, fns) in groups.items():
-            times = time_interleaved(fns, repeats, device)
-            records.append(
-                {
-                    "device": str(device),
-                    "dtype": str(dtype).removeprefix("torch."),
-                    "operation": operation,
-                    "baseline": baseline,
-                    "candidates": {k: _summary(v, times[baseline], n) for k, v in times.items()},
-                }
-            )
-    return records
+    return time_groups(groups, n, repeats, dtype, device, seed)
 
 
 def _log_prob_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:

@@ -184,11 +184,32 @@ def measure_throughput(
         and, per candidate, the times and the throughput ratios to the baseline.
     """
     x = _inputs(n, dtype, device, seed)
+    records = time_groups(_candidates(x), n, repeats, dtype, device, seed)
+    for record in records:
+        record["target"] = TARGETS[record["operation"]]
+    return records
+
+
+def time_groups(
+    groups: dict[str, tuple[str, dict[str, Any]]],
+    n: int,
+    repeats: int,
+    dtype: torch.dtype,
+    device: torch.device,
+    seed: int = 0,
+) -> list[dict[str, Any]]:
+    """Time each operation's candidates against its baseline, in a forked, seeded RNG.
+
+    ``groups`` maps an operation to ``(baseline name, {candidate name: function})``; the
+    functions work on ``n`` elements. Returns one record per operation: ``device``, ``dtype``,
+    ``operation``, ``baseline`` and, per candidate, the times and the throughput ratios to the
+    baseline (the caller's RNG state is unchanged).
+    """
     records = []
     rng_devices = [device.index or 0] if device.type == "cuda" else []
     with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
         torch.manual_seed(seed)
-        for operation, (baseline, fns) in _candidates(x).items():
+        for operation, (baseline, fns) in groups.items():
             times = time_interleaved(fns, repeats, device)
             records.append(
                 {
@@ -196,7 +217,6 @@ def measure_throughput(
                     "dtype": str(dtype).removeprefix("torch."),
                     "operation": operation,
                     "baseline": baseline,
-                    "target": TARGETS[operation],
                     "candidates": {k: _summary(v, times[baseline], n) for k, v in times.items()},
                 }
             )

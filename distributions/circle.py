@@ -12,16 +12,11 @@ from torch.distributions.utils import broadcast_all
 
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
+from ._repr import shape_repr
 from ._series import circle_kl_to_uniform, circle_log_prob
 from ._summaries import WrappedNormalSummaries
 
 __all__ = ["CircleHeatKernel", "CircleUniform"]
-
-
-def _shape_repr(name: str, value: Tensor) -> str:
-    if value.numel() == 1:
-        return f"{name}: {value.item():.4g}"
-    return f"{name}: {tuple(value.shape)}"
 
 
 class CircleHeatKernel(WrappedNormalSummaries, TorchDistribution):
@@ -128,8 +123,7 @@ class CircleHeatKernel(WrappedNormalSummaries, TorchDistribution):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({_shape_repr('loc', self.loc)}, "
-            f"{_shape_repr('time', self.time)})"
+            f"{type(self).__name__}({shape_repr('loc', self.loc)}, {shape_repr('time', self.time)})"
         )
 
 

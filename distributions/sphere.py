@@ -11,21 +11,13 @@ from torch.distributions import constraints
 
 from . import constraints as mconstraints
 from ._angles import PI
+from ._repr import shape_repr
 from ._sphere_sampling import polar_angle_time_derivative, sample_polar_angle
 from ._sphere_series import sphere_kl_to_uniform, sphere_log_prob
 
 __all__ = ["SphereHeatKernel", "SphereUniform"]
 
 _LOG_4PI = math.log(4.0 * PI)
-
-
-def _shape_repr(name: str, value: Tensor, event_dims: int) -> str:
-    """``name: value`` for a single parameter (scalar or one vector), else ``name: shape``."""
-    if value.numel() == 1 and event_dims == 0:
-        return f"{name}: {value.item():.4g}"
-    if value.numel() == value.shape[value.dim() - event_dims :].numel():
-        return f"{name}: {[round(v, 4) for v in value.reshape(-1).tolist()]}"
-    return f"{name}: {tuple(value.shape)}"
 
 
 def _unit(x: Tensor) -> Tensor:
@@ -220,8 +212,8 @@ class SphereHeatKernel(TorchDistribution):
 
     def __repr__(self) -> str:
         return (
-            f"{type(self).__name__}({_shape_repr('loc', self.loc, 1)}, "
-            f"{_shape_repr('time', self.time, 0)})"
+            f"{type(self).__name__}({shape_repr('loc', self.loc, 1)}, "
+            f"{shape_repr('time', self.time, 0)})"
         )
 
 
