@@ -69,6 +69,11 @@ class Member:
 RESTART_SEED = 100_000
 
 
+def _check_positive_int(name: str, value: Any) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise ValueError(f"{name} must be a positive integer, got {value!r}")
+
+
 def _made(make: Callable, cell: Mapping[str, Any], seed: int, dtype: torch.dtype):
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -92,8 +97,7 @@ def build_members(
     keeps the one with the lowest final training loss (the negative ELBO: an unsupervised
     choice that never looks at the true latent values).
     """
-    if isinstance(restarts, bool) or not isinstance(restarts, int) or restarts < 1:
-        raise ValueError(f"restarts must be a positive integer, got {restarts!r}")
+    _check_positive_int("restarts", restarts)
     members = []
     for rep in range(reps):
         for i, cell in enumerate(cells):
@@ -188,10 +192,8 @@ def train_members(
         "beta": beta,
         "input_noise": input_noise,
     }
-    if screen_epochs is not None and (
-        isinstance(screen_epochs, bool) or not isinstance(screen_epochs, int) or screen_epochs < 1
-    ):
-        raise ValueError(f"screen_epochs must be None or a positive integer, got {screen_epochs!r}")
+    if screen_epochs is not None:
+        _check_positive_int("screen_epochs", screen_epochs)
     start = time.perf_counter()
     if screen_epochs is not None:
         screened = [m for m in members if m.candidates]
