@@ -29,6 +29,8 @@ class Experiment:
     run: Callable[..., Any]
     default: Budget
     tiny: Budget
+    #: Whether the experiment trains with ``budget.restarts`` (others refuse ``restarts > 1``).
+    restarts: bool = False
 
 
 def _experiments() -> dict[str, Experiment]:
@@ -43,12 +45,14 @@ def _experiments() -> dict[str, Experiment]:
                 "baseline VAE on R^2, sinusoid grid (Table 5.1)",
                 sinusoid_tables.table_5_1,
                 *table,
+                restarts=True,
             ),
             Experiment(
                 "table-7.1",
                 "diffusion VAE on S^1, sinusoid grid (Table 7.1)",
                 sinusoid_tables.table_7_1,
                 *table,
+                restarts=True,
             ),
             Experiment(
                 "chapter-6",
@@ -70,6 +74,7 @@ def _experiments() -> dict[str, Experiment]:
                 images.chapter_11,
                 images.CH11_DEFAULT,
                 images.CH11_TINY,
+                restarts=True,
             ),
             Experiment(
                 "table-9.2",
@@ -144,6 +149,11 @@ def reproduce(
     experiment = EXPERIMENTS[name]
     if not isinstance(budget, Budget):
         budget = parse_budget(budget, experiment.default, experiment.tiny)
+    if budget.restarts > 1 and not experiment.restarts:
+        raise ValueError(
+            f"budget restarts={budget.restarts}: {name} trains without restarts "
+            f"(they apply to {', '.join(n for n, e in EXPERIMENTS.items() if e.restarts)})"
+        )
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()

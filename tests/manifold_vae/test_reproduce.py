@@ -83,6 +83,7 @@ def test_parse_budget():
         (["reproduce", "table-9.9", "--out", "x"], "invalid choice"),
         (["reproduce", "table-5.1", "--out", "x", "--budget", "epochs=-1"], "positive integer"),
         (["reproduce", "table-5.1", "--out", "x", "--coil20", "."], "chapter-10 only"),
+        (["reproduce", "chapter-6", "--out", "x", "--budget", "restarts=2"], "without restarts"),
     ],
 )
 def test_reproduce_errors(argv, message, tmp_path, monkeypatch, capsys):
