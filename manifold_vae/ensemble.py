@@ -47,9 +47,11 @@ from .training import (
     _check_input_noise,
     _check_lr_final,
     _check_options,
+    _check_sigma_warmup,
     _resolve_device,
     _set_lr,
     _stop_message,
+    decoder_sigma,
     learning_rate,
 )
 from .vae import ELBO, VAE, elbo_terms
@@ -388,6 +390,17 @@ class _Ensemble:
         return torch.isfinite(torch.cat(grads, dim=1)).all(1)
 
     @torch.no_grad()
+    def set_sigmas(self, sigmas: Sequence[float] | Tensor) -> None:
+        r"""Every member's Gaussian decoder scale (the stacked ``likelihood.scale`` buffer).
+
+        A stopped member's row is put back to its last good epoch's scale by
+        :meth:`hold_frozen` after the next step (it is not evaluated any more); all rows get
+        their original buffers back before :meth:`write_back`.
+        """
+        scale = self.buffers["likelihood.scale"]
+        scale.copy_(torch.as_tensor(sigmas, dtype=scale.dtype, device=scale.device))
+
+    @torch.no_grad()
     def write_back(self) -> None:
         """The trained state into each member model, left in eval mode."""
         for m, vae in enumerate(self.vaes):
@@ -412,15 +425,18 @@ def fit_ensemble(
     progress: bool = True,
     lr_final: float | None = None,
     input_noise: float = 0.0,
+    sigma_start: float | None = None,
+    warmup_epochs: int = 0,
 ) -> list[History]:
     r"""Train ``M`` VAEs of one shape together, each exactly as :func:`fit` would train it.
 
     Member ``m`` is trained as ``fit(vaes[m], data[m], epochs, batch_size, lr,
-    seed=seeds[m], device, num_samples, beta, betas)`` would train it, to floating-point
-    rounding (see the module docstring), but all members take each step together: one
-    vectorised forward and backward pass over tensors of shape ``(M, batch, ...)``, one Adam
-    step over the stacked parameters. The trained weights are written back into each model,
-    which is left in eval mode on ``device``.
+    seed=seeds[m], device, num_samples, beta, betas, lr_final=lr_final,
+    input_noise=input_noise, sigma_start=sigma_start, warmup_epochs=warmup_epochs)`` would
+    train it, to floating-point rounding (see the module docstring), but all members take
+    each step together: one vectorised forward and backward pass over tensors of shape
+    ``(M, batch, ...)``, one Adam step over the stacked parameters. The trained weights are
+    written back into each model, which is left in eval mode on ``device``.
 
     Divergence is handled per member, as :func:`fit` does it: when a member's loss or
     gradients become non-finite or its posterior parameters invalid, that member alone stops;
@@ -446,6 +462,10 @@ def fit_ensemble(
     epochs, batch_size, lr, num_samples, beta, betas, progress, lr_final, input_noise
         As for :func:`fit` (shared by all members); the progress bar shows the members' mean
         loss.
+    sigma_start, warmup_epochs
+        As for :func:`fit`: each member's decoder scale follows
+        :func:`~manifold_vae.training.decoder_sigma` from ``sigma_start`` down to its own
+        :math:`\sigma_X`.
     seeds : sequence of int, optional
         One seed per member, of its data order and latent noise (default ``range(M)``).
     device : str or torch.device, optional
@@ -468,11 +488,14 @@ def fit_ensemble(
     _check_lr_final(lr, lr_final)
     vaes = _check_members(vaes, device)
     _check_input_noise(input_noise, vaes[0])
+    _check_sigma_warmup(sigma_start, warmup_epochs, vaes[0])
     seeds = _check_seeds(seeds, len(vaes))
     tensors = _check_data(data, vaes)
     device = _resolve_device(device, vaes[0])
     ensemble = _Ensemble(vaes, tensors, seeds, device, lr, betas)
     optimizer, n = ensemble.optimizer, ensemble.n
+    sigmas = [vae.likelihood.sigma for vae in vaes] if sigma_start is not None else None
+    original_scales = ensemble.buffers["likelihood.scale"].clone() if sigmas else None
     bar = tqdm(
         range(epochs),
         desc=f"fit_ensemble {len(vaes)} x {ensemble.latent!r}",
@@ -483,6 +506,10 @@ def fit_ensemble(
         if not any(ensemble.live):
             break
         _set_lr(optimizer, learning_rate(epoch, epochs, lr, lr_final))
+        if sigmas is not None:
+            ensemble.set_sigmas(
+                [decoder_sigma(epoch, s, sigma_start, warmup_epochs) for s in sigmas]
+            )
         orders = torch.stack(
             [
                 torch.randperm(n, generator=generator)
@@ -539,5 +566,7 @@ def fit_ensemble(
             mean = math.fsum(ensemble.histories[m].loss[-1] for m in done) / len(done)
             bar.set_postfix(loss=f"{mean:.4g}")
             ensemble.save_good()
+    if original_scales is not None:
+        ensemble.set_sigmas(original_scales)
     ensemble.write_back()
     return ensemble.histories

@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import math
+import numbers
 import os
 import warnings
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 
 import torch
 from torch import Tensor
 from tqdm.auto import tqdm
 
+from .likelihoods import Gaussian
 from .vae import VAE
 
-__all__ = ["History", "fit", "learning_rate"]
+__all__ = ["History", "decoder_sigma", "fit", "learning_rate"]
 
 
 @dataclass
@@ -74,6 +77,80 @@ def learning_rate(epoch: int, epochs: int, lr: float, lr_final: float | None = N
     return lr_final + 0.5 * (lr - lr_final) * (1.0 + math.cos(math.pi * epoch / (epochs - 1)))
 
 
+def decoder_sigma(
+    epoch: int, sigma: float, sigma_start: float | None = None, warmup_epochs: int = 0
+) -> float:
+    r"""The Gaussian decoder scale of 0-based ``epoch`` under a warm-up from ``sigma_start``.
+
+    .. math::
+
+        \sigma_e = \begin{cases}
+            \sigma_{\text{start}}^{\,1 - e/W}\, \sigma_X^{\,e/W}
+                & e < W \text{ and } \sigma_X < \sigma_{\text{start}}, \\
+            \sigma_X & \text{otherwise,}
+        \end{cases}
+
+    a geometric path from :math:`\sigma_{\text{start}}` (epoch 0) to the model's own
+    :math:`\sigma_X` (epoch :math:`W` on). A model whose :math:`\sigma_X \ge
+    \sigma_{\text{start}}` trains at :math:`\sigma_X` throughout. The schedule counts epochs
+    from the start of training, not from the end, so a shorter run (a restart screen) goes
+    through the same decoder scales as the first epochs of the full one; a run of at most
+    :math:`W` epochs ends inside the warm-up.
+
+    Why: on a circle with a uniform prior, what the objective pays for a non-uniform encoding
+    (with narrow posteriors and a decoder that follows it) enters only through the posterior
+    entropy: about :func:`~manifold_vae.evaluation.encoding_nonuniformity` nats per
+    datapoint, whatever :math:`\sigma_X`, while the reconstruction term and its minibatch
+    noise scale as :math:`1/\sigma_X^2`. At :math:`\sigma_X = 0.01` that pull towards a
+    uniform encoding is lost in the noise, and the encoding keeps whatever shape the first
+    epochs gave it; at :math:`\sigma_X \approx 1` it is felt. Starting at a large scale and
+    shrinking it shapes the encoder while the pull still acts. Each epoch's loss is the exact
+    negative ELBO of the model at :math:`\sigma_e`; from epoch :math:`W` on it is the
+    model's own objective.
+    """
+    if sigma_start is None or epoch >= warmup_epochs or sigma >= sigma_start:
+        return sigma
+    if epoch == 0:
+        return float(sigma_start)
+    fraction = epoch / warmup_epochs
+    return math.exp((1.0 - fraction) * math.log(sigma_start) + fraction * math.log(sigma))
+
+
+def _check_sigma_start(sigma_start: float | None) -> None:
+    """``ValueError`` unless ``sigma_start`` is ``None`` or a positive finite number."""
+    if sigma_start is not None and (
+        isinstance(sigma_start, bool)
+        or not (
+            isinstance(sigma_start, numbers.Real) and math.isfinite(sigma_start) and sigma_start > 0
+        )
+    ):
+        raise ValueError(
+            f"sigma_start must be None or a positive finite number, got {sigma_start!r}"
+        )
+
+
+def _check_sigma_warmup(sigma_start: float | None, warmup_epochs: int, vae: VAE) -> None:
+    """``ValueError`` unless the warm-up options make sense for ``vae``'s likelihood."""
+    if (
+        isinstance(warmup_epochs, bool)
+        or not isinstance(warmup_epochs, numbers.Integral)
+        or warmup_epochs < 0
+    ):
+        raise ValueError(f"warmup_epochs must be an integer >= 0, got {warmup_epochs!r}")
+    _check_sigma_start(sigma_start)
+    if sigma_start is None:
+        if warmup_epochs:
+            raise ValueError(f"warmup_epochs = {warmup_epochs} needs sigma_start")
+        return
+    if warmup_epochs < 1:
+        raise ValueError(f"sigma_start = {sigma_start} needs warmup_epochs >= 1")
+    if not isinstance(vae.likelihood, Gaussian):
+        raise ValueError(
+            f"sigma_start needs a Gaussian likelihood with fixed sigma_X, got "
+            f"{type(vae.likelihood).__name__}"
+        )
+
+
 def _check_input_noise(input_noise: float, vae: VAE) -> None:
     """``ValueError`` unless ``input_noise`` is a finite standard deviation ``>= 0``.
 
@@ -91,6 +168,18 @@ def _check_input_noise(input_noise: float, vae: VAE) -> None:
             f"{type(vae.likelihood).__name__} likelihood has bounded support: noisy data would "
             "leave it"
         )
+
+
+@contextlib.contextmanager
+def _scale_restored(vae: VAE, warmup: bool) -> Iterator[None]:
+    """Put the Gaussian decoder's ``scale`` buffer back as it was on leaving (if ``warmup``)."""
+    saved = vae.likelihood.scale.clone() if warmup else None
+    try:
+        yield
+    finally:
+        if saved is not None:
+            with torch.no_grad():
+                vae.likelihood.scale.copy_(saved)
 
 
 def _set_lr(optimizer: torch.optim.Optimizer, lr: float) -> None:
@@ -140,6 +229,8 @@ def fit(
     checkpoint: str | os.PathLike | None = None,
     lr_final: float | None = None,
     input_noise: float = 0.0,
+    sigma_start: float | None = None,
+    warmup_epochs: int = 0,
 ) -> History:
     r"""Train ``vae`` on ``data`` by minibatch Adam on the mean negative ELBO.
 
@@ -178,6 +269,15 @@ def fit(
         Standard deviation :math:`s \ge 0` of Gaussian noise added to every minibatch before
         it is encoded (and reconstructed): the model is trained on :math:`x + s\,\varepsilon`.
         The noise is drawn from the seeded RNG just before the latent noise of the same step.
+    sigma_start, warmup_epochs : float, int
+        Decoder-scale warm-up (Gaussian likelihood only): epoch ``e`` trains the model with
+        its :math:`\sigma_X` replaced by :func:`decoder_sigma` ``(e, sigma_X, sigma_start,
+        warmup_epochs)``, geometric from ``sigma_start`` down to :math:`\sigma_X` over the
+        first ``warmup_epochs`` epochs (``History.loss`` of those epochs is the negative ELBO
+        at that scale). ``None`` (default): no warm-up. Only the likelihood's ``scale``
+        buffer (what the loss reads) changes, and it is restored when training ends, however
+        it ends; checkpoints store :math:`\sigma_X`. With ``epochs <= warmup_epochs`` training
+        ends inside the warm-up (as a restart screen does).
 
     Returns
     -------
@@ -186,6 +286,7 @@ def fit(
     _check_options(epochs, batch_size, num_samples, lr)
     _check_lr_final(lr, lr_final)
     _check_input_noise(input_noise, vae)
+    _check_sigma_warmup(sigma_start, warmup_epochs, vae)
     vae.likelihood.validate_data(data)
     device = _resolve_device(device, vae)
     dtype = next(vae.parameters()).dtype
@@ -199,11 +300,14 @@ def fit(
     good_state = copy.deepcopy(vae.state_dict())
     good_optim = copy.deepcopy(optimizer.state_dict())
     vae.train()
-    with torch.random.fork_rng(devices=devices):
+    sigma = vae.likelihood.sigma if sigma_start is not None else None
+    with torch.random.fork_rng(devices=devices), _scale_restored(vae, sigma is not None):
         torch.manual_seed(seed)
         bar = tqdm(range(epochs), desc=f"fit {vae.latent!r}", disable=not progress, leave=False)
         for epoch in bar:
             _set_lr(optimizer, learning_rate(epoch, epochs, lr, lr_final))
+            if sigma is not None:
+                vae.likelihood.scale.fill_(decoder_sigma(epoch, sigma, sigma_start, warmup_epochs))
             totals = torch.zeros(3, dtype=torch.float64)
             order = torch.randperm(n, generator=generator).to(device)
             for start in range(0, n, batch_size):

@@ -167,6 +167,8 @@ def train_members(
     beta: float = 1.0,
     input_noise: float = 0.0,
     screen_epochs: int | None = None,
+    sigma_start: float | None = None,
+    warmup_epochs: int = 0,
 ) -> float:
     """Train all members, one vectorised ensemble per model shape; returns the wall time.
 
@@ -174,13 +176,15 @@ def train_members(
     (possibly different data and decoder scales) share one
     :func:`~manifold_vae.ensemble.fit_ensemble` call; each is trained exactly as
     :func:`~manifold_vae.training.fit` would train it alone. ``beta`` (KL weight) and
-    ``input_noise`` (std of the Gaussian noise added to each minibatch) apply to every member.
+    ``input_noise`` (std of the Gaussian noise added to each minibatch) apply to every member,
+    and so does the decoder-scale warm-up (``sigma_start``, ``warmup_epochs``:
+    :func:`~manifold_vae.training.decoder_sigma`), in the screen as in the full run.
 
     Restarts. A member with restart candidates (``build_members(..., restarts=k)``) keeps the
     start of lowest final training loss (negative ELBO). With ``screen_epochs = None`` all
-    ``k`` starts are trained for ``epochs`` and the best is kept; with ``screen_epochs = W``
-    copies of the ``k`` starts are first trained for ``W`` epochs at constant ``lr`` (the
-    screen), and only the best start is then trained for ``epochs``: ``k W + epochs`` epochs
+    ``k`` starts are trained for ``epochs`` and the best is kept; with ``screen_epochs = S``
+    copies of the ``k`` starts are first trained for ``S`` epochs at constant ``lr`` (the
+    screen), and only the best start is then trained for ``epochs``: ``k S + epochs`` epochs
     of work instead of ``k epochs``, for failures that show early (a torn torus does). Either
     way the kept model is exactly what ``fit`` makes of its start.
     """
@@ -191,6 +195,8 @@ def train_members(
         "progress": progress,
         "beta": beta,
         "input_noise": input_noise,
+        "sigma_start": sigma_start,
+        "warmup_epochs": warmup_epochs,
     }
     if screen_epochs is not None:
         _check_positive_int("screen_epochs", screen_epochs)
@@ -362,8 +368,9 @@ class Report:
     def write(self, out: Path, command: str) -> tuple[Path, Path]:
         """Write ``report.md`` and ``results.json`` into ``out``; figures are already there."""
         out.mkdir(parents=True, exist_ok=True)
+        threads = torch.get_num_threads()
         env = (
-            f"torch {torch.__version__}, {torch.get_num_threads()} threads, "
+            f"torch {torch.__version__}, {threads} thread{'s' if threads > 1 else ''}, "
             f"Python {platform.python_version()}, {platform.machine()}"
         )
         figures = "\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in self.figures)

@@ -190,15 +190,19 @@ def test_one_diverging_member_stops_alone():
     _assert_same_histories(histories, expected, torch.float32)
 
 
-def test_divergence_in_later_epochs_matches_fit():
+@pytest.mark.parametrize(
+    "warmup", [{}, {"sigma_start": 0.5, "warmup_epochs": 3}], ids=["plain", "warmup"]
+)
+def test_divergence_in_later_epochs_matches_fit(warmup):
     """A large lr: some members diverge in epoch 1 or 2, others survive, all as with fit.
 
     The stop messages quote a huge finite loss (the posterior scale is clamped, so nothing
-    overflows to inf), which the two trainers may round differently in the last digits.
+    overflows to inf), which the two trainers may round differently in the last digits. With
+    a warm-up, members stop at a warm-up scale and still end with their own sigma_X.
     """
     data = _data(0.1, 1, n=128)
     vaes = [_vae(Euclidean(2), 0.01, seed=s) for s in range(6)]
-    options = {"epochs": 4, "batch_size": 32, "lr": 3.0}
+    options = {"epochs": 4, "batch_size": 32, "lr": 3.0, **warmup}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         models, expected = _sequential(vaes, data, list(range(6)), **options)
@@ -207,6 +211,7 @@ def test_divergence_in_later_epochs_matches_fit():
     assert 0 in lengths and 1 in lengths and 4 in lengths  # the scenario this test is about
     _assert_same_histories(histories, expected, torch.float64)
     _assert_same_models(vaes, models, torch.float64)
+    assert [v.likelihood.scale.item() for v in (*vaes, *models)] == [0.01] * 12
 
 
 def test_invalid_posterior_parameters_stop_only_that_member():
@@ -354,6 +359,22 @@ def test_learning_rate_schedule_ensemble_equals_fit():
     assert not torch.allclose(constant[0].state_dict()[key], vaes[0].state_dict()[key])
 
 
+def test_sigma_warmup_ensemble_equals_fit():
+    """Each member warms up from sigma_start to its own sigma_X; its scale is restored after."""
+    sigmas = (0.01, 0.1, 1.0)  # the last one is above sigma_start: no warm-up for it
+    vaes = [_vae(Circle(), sigma, seed=i) for i, sigma in enumerate(sigmas)]
+    data = _data(0.1, 1, n=130)
+    options = {"epochs": 3, "batch_size": 64, "lr": 1e-2, "sigma_start": 0.5, "warmup_epochs": 2}
+    models, expected = _sequential(vaes, data, [0, 1, 2], **options)
+    histories = fit_ensemble(vaes, data, progress=False, **options)
+    _assert_same_models(vaes, models, torch.float64)
+    _assert_same_histories(histories, expected, torch.float64)
+    assert [v.likelihood.scale.item() for v in vaes] == list(sigmas)
+    hot = _vae(Circle(), 0.5, seed=0)  # member 0's first epoch is an epoch at sigma_X = 0.5
+    first = fit(hot, data, epochs=1, batch_size=64, lr=1e-2, seed=0, progress=False).loss[0]
+    assert histories[0].loss[0] == pytest.approx(first, rel=1e-10)
+
+
 @pytest.mark.parametrize(
     "options",
     [
@@ -364,11 +385,14 @@ def test_learning_rate_schedule_ensemble_equals_fit():
         {"lr": float("nan")},
         {"lr_final": 0.0},
         {"lr_final": 1.0},
+        {"warmup_epochs": 2},
+        {"sigma_start": 1.0},
+        {"sigma_start": -1.0, "warmup_epochs": 2},
     ],
     ids=repr,
 )
 def test_bad_options_raise(options):
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match=next(iter(options))):  # the message names the option
         fit_ensemble(_members(), _data(0.1, 0, n=8), progress=False, **options)
 
 

@@ -57,6 +57,31 @@ def test_tables_show_the_thesis_values(tmp_path):
     assert len(results["members"]) == 9  # 3 datasets x 3 sigma_X x 1 repetition
     cells = {(c["cell"]["noise"], c["cell"]["sigma_x"]) for c in results["cells"]}
     assert len(cells) == 9
+    settings = results["settings"]  # the default schedule, scaled to the 2 tiny epochs
+    assert settings["lr_final"] == 1e-5 and settings["sigma_start"] == 1.0
+    assert settings["warmup_epochs"] == 1 and settings["screen_epochs"] is None
+    assert "first 1 epoch a model with sigma_X < 1" in report
+    for member in results["members"]:  # epoch 0 at scale 1, epoch 1 at the model's own
+        loss = member["history"]["loss"]
+        if member["cell"]["sigma_x"] == 0.01 and member["cell"]["noise"] < 1:
+            assert loss[0] < 100 < 1000 < loss[1]
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        *[({"warmup": w}, "warmup must be a fraction") for w in (-0.1, 1.0, 1.5, True, "half")],
+        ({"sigma_start": -1.0, "warmup": 0.0}, "sigma_start must be"),
+        ({"screen_epochs": "20"}, "screen_epochs must be a positive integer"),
+        ({"screen_epochs": 0}, "screen_epochs must be a positive integer"),
+    ],
+    ids=repr,
+)
+def test_bad_table_options_raise(options, message, tmp_path):
+    from manifold_vae.reproduce.sinusoid_tables import TINY, table_7_1
+
+    with pytest.raises(ValueError, match=message):
+        table_7_1(tmp_path, TINY, progress=False, **options)
 
 
 def test_parse_budget():

@@ -75,6 +75,33 @@ def test_screened_restarts_train_only_the_best_start_in_full():
         train_members(members, epochs=1, progress=False, screen_epochs=0)
 
 
+def test_screen_and_full_run_share_the_warmup():
+    """The screen goes through the decoder scales of the full run's first epochs: the kept
+    model is what ``fit`` makes of its start with the same warm-up."""
+    members = build_members([{"sigma_x": 0.01}], 1, _make, restarts=2)
+    starts = [copy.deepcopy(v) for v in (members[0].vae, members[0].candidates[0][0])]
+    warmup = {"sigma_start": 1.0, "warmup_epochs": 3}
+    train_members(members, epochs=3, batch_size=32, progress=False, screen_epochs=2, **warmup)
+    member = members[0]
+    chosen = member.restarts["chosen"]
+    screen = fit(
+        copy.deepcopy(starts[1 - chosen]),
+        DATA,
+        epochs=2,
+        batch_size=32,
+        seed=member.restarts["seeds"][1 - chosen],
+        progress=False,
+        **warmup,
+    )
+    assert member.restarts["final_loss"][1 - chosen] == pytest.approx(screen.loss[-1], rel=1e-4)
+    alone = starts[chosen]
+    history = fit(alone, DATA, epochs=3, batch_size=32, seed=member.seed, progress=False, **warmup)
+    assert member.history.loss == pytest.approx(history.loss, rel=1e-4)
+    assert member.vae.likelihood.scale.item() == pytest.approx(0.01, rel=1e-7)
+    for a, b in zip(alone.parameters(), member.vae.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
 @pytest.mark.parametrize("restarts", [0, -1, 1.5, True])
 def test_bad_restarts_raise(restarts):
     with pytest.raises(ValueError, match="restarts"):

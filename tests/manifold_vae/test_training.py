@@ -13,7 +13,7 @@ from manifold_vae.datasets import sinusoids, sinusoids_grid
 from manifold_vae.evaluation import circular_correlation
 from manifold_vae.likelihoods import Bernoulli, Gaussian
 from manifold_vae.manifolds import Circle, CliffordTorus, Euclidean
-from manifold_vae.training import History, fit, learning_rate
+from manifold_vae.training import History, decoder_sigma, fit, learning_rate
 from manifold_vae.vae import ELBO, VAE
 
 # One torch thread: tiny models run many times faster on a busy 2-core machine.
@@ -289,3 +289,88 @@ def test_input_noise_needs_a_real_valued_likelihood():
     with pytest.raises(ValueError, match="bounded support"):
         fit_ensemble([vae], data, epochs=1, input_noise=0.1, progress=False)
     fit(vae, data, epochs=1, input_noise=0.0, progress=False)  # no noise: fine
+
+
+# --- decoder-scale warm-up -------------------------------------------------------------------
+def test_decoder_sigma_schedule():
+    """Geometric from sigma_start (epoch 0) to sigma_X (epoch W on); no warm-up above it."""
+    values = [decoder_sigma(e, 0.01, 1.0, 4) for e in range(6)]
+    assert values[0] == pytest.approx(1.0) and values[4:] == [0.01, 0.01]
+    assert values[2] == pytest.approx(0.1)  # halfway on a log scale
+    ratios = [values[e + 1] / values[e] for e in range(4)]
+    assert ratios == pytest.approx([0.01**0.25] * 4)
+    assert [decoder_sigma(e, 2.0, 1.0, 4) for e in range(3)] == [2.0] * 3
+    assert decoder_sigma(0, 0.01) == 0.01
+
+
+def test_warmup_epoch_is_an_epoch_of_the_model_at_that_scale():
+    """Epoch e trains the model with sigma_X replaced by decoder_sigma(e): bitwise for e = 0."""
+    data = _data()
+    warm = _vae(likelihood=Gaussian(0.01))
+    hot = copy.deepcopy(warm)
+    hot.likelihood.scale.fill_(1.0)
+    seen: list[float] = []
+    log_density = warm.likelihood.log_density
+
+    def recording(output, x):
+        seen.append(warm.likelihood.scale.item())
+        return log_density(output, x)
+
+    warm.likelihood.log_density = recording
+    options = {"batch_size": 16, "progress": False}
+    history = fit(warm, data, epochs=3, sigma_start=1.0, warmup_epochs=2, **options)
+    assert seen == pytest.approx([1.0] * 4 + [0.1] * 4 + [0.01] * 4)  # 4 batches per epoch
+    assert warm.likelihood.scale.item() == 0.01 and warm.likelihood.sigma == 0.01  # restored
+    first = _vae(likelihood=Gaussian(0.01))
+    assert fit(first, data, epochs=1, sigma_start=1.0, warmup_epochs=2, **options).loss == (
+        fit(hot, data, epochs=1, **options).loss
+    )
+    assert history.loss[0] == fit(_vae(likelihood=Gaussian(1.0)), data, epochs=1, **options).loss[0]
+    for key, value in hot.state_dict().items():
+        assert torch.equal(first.state_dict()[key], value), key
+
+
+def test_checkpoint_written_during_warmup_keeps_sigma_x(tmp_path):
+    vae = _vae(likelihood=Gaussian(0.01))
+    path = tmp_path / "model.pt"
+    fit(vae, _data(16), epochs=1, sigma_start=1.0, warmup_epochs=3, checkpoint=path, progress=False)
+    loaded = VAE.load(path)
+    assert loaded.likelihood.sigma == 0.01
+    assert loaded.likelihood.scale.item() == pytest.approx(0.01, rel=1e-7)
+
+
+def test_warmup_scale_is_restored_when_training_stops():
+    vae = _vae(likelihood=Gaussian(0.01))
+    data = _data(16)
+    data[3, 0] = 1e30  # the loss overflows in the first step
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        history = fit(vae, data, epochs=2, sigma_start=1.0, warmup_epochs=2, progress=False)
+    assert history.stopped is not None and vae.likelihood.scale.item() == 0.01
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        ({"warmup_epochs": 3}, "needs sigma_start"),
+        ({"sigma_start": 1.0}, "needs warmup_epochs >= 1"),
+        ({"sigma_start": 0.0, "warmup_epochs": 3}, "sigma_start must be"),
+        ({"sigma_start": float("inf"), "warmup_epochs": 3}, "sigma_start must be"),
+        ({"sigma_start": True, "warmup_epochs": 3}, "sigma_start must be"),
+        ({"sigma_start": 1.0, "warmup_epochs": -1}, "warmup_epochs must be"),
+        ({"sigma_start": 1.0, "warmup_epochs": 2.5}, "warmup_epochs must be"),
+    ],
+    ids=repr,
+)
+def test_bad_warmup_raises(options, message):
+    with pytest.raises(ValueError, match=message):
+        fit(_vae(), _data(8), epochs=1, progress=False, **options)
+
+
+def test_warmup_needs_a_fixed_gaussian_scale():
+    from manifold_vae.ensemble import fit_ensemble
+
+    data = torch.rand(16, 25, generator=torch.Generator().manual_seed(0))
+    vae = _vae(likelihood=Bernoulli())
+    for train in (fit, lambda v, d, **k: fit_ensemble([v], d, **k)):
+        with pytest.raises(ValueError, match="needs a Gaussian likelihood with fixed sigma_X"):
+            train(vae, data, epochs=1, sigma_start=1.0, warmup_epochs=2, progress=False)
