@@ -198,6 +198,15 @@ class LatentManifold(abc.ABC):
         Distribution with ``batch_shape == raw.shape[:-1]`` and ``event_shape == (dim,)``.
         """
 
+    @property
+    def reparameterizable(self) -> bool:
+        """Whether :meth:`reparameterize` is implemented (by default: whether it is overridden).
+
+        Wrappers and products answer for what they wrap (a
+        :class:`~manifold_vae.manifolds.FixedTime` of a sphere is not).
+        """
+        return type(self).reparameterize is not LatentManifold.reparameterize
+
     def reparameterize(self, posterior: Distribution, noise: Tensor) -> Tensor:
         r"""A reparameterised posterior sample from given standard normal noise.
 

@@ -133,6 +133,10 @@ class FixedTime(LatentManifold):
         time = torch.full(loc.shape[:-1], self.time, dtype=loc.dtype, device=loc.device)
         return self.base.coordinate_heat_kernel(loc, time)
 
+    @property
+    def reparameterizable(self) -> bool:
+        return self.base.reparameterizable
+
     def reparameterize(self, posterior: Distribution, noise: Tensor) -> Tensor:
         """The base manifold's reparameterisation of its heat kernel (see the module doc).
 

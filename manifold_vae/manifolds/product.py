@@ -184,11 +184,7 @@ class Product(LatentManifold):
     @property
     def reparameterizable(self) -> bool:
         """Whether every factor implements :meth:`LatentManifold.reparameterize`."""
-        return all(
-            type(f).reparameterize is not LatentManifold.reparameterize
-            and getattr(f, "reparameterizable", True)
-            for f in self.factors
-        )
+        return all(f.reparameterizable for f in self.factors)
 
     @property
     def volume(self) -> float:

@@ -27,6 +27,7 @@ from .decoder_kl import decoder_kl
 
 __all__ = [
     "DeltaEstimate",
+    "check_pair",
     "delta",
     "delta_samples",
     "model_dtype",
@@ -54,6 +55,28 @@ class DeltaEstimate:
     value: Tensor
     stderr: Tensor
     num_samples: int
+
+
+def check_pair(source: LatentVariableModel, target: LatentVariableModel) -> None:
+    """``ValueError`` unless the two models share their data shape and parameter dtype.
+
+    A model without parameters (a known generating process) computes in the dtype it is
+    given, so only two models that both have parameters must agree.
+    """
+    if tuple(source.data_shape) != tuple(target.data_shape):
+        raise ValueError(
+            f"source and target must model the same data shape, got {tuple(source.data_shape)} "
+            f"and {tuple(target.data_shape)}"
+        )
+    dtypes = [
+        next((p.dtype for p in m.parameters()), None) if isinstance(m, nn.Module) else None
+        for m in (source, target)
+    ]
+    if None not in dtypes and dtypes[0] != dtypes[1]:
+        raise ValueError(
+            f"source and target must have the same dtype, got {dtypes[0]} and {dtypes[1]}: "
+            "convert one with .to()"
+        )
 
 
 def model_dtype(model: LatentVariableModel) -> tuple[torch.dtype, torch.device]:
@@ -112,11 +135,7 @@ def delta_samples(
     -------
     Tensor, shape=[copies, L] or [L]
     """
-    if tuple(source.data_shape) != tuple(target.data_shape):
-        raise ValueError(
-            f"source and target must model the same data shape, got {tuple(source.data_shape)} "
-            f"and {tuple(target.data_shape)}"
-        )
+    check_pair(source, target)
     if coords.dim() != 2 or coords.shape[-1] != source.latent.dim:
         raise ValueError(
             f"coords must have shape (L, {source.latent.dim}), got {tuple(coords.shape)}"
@@ -226,6 +245,7 @@ def pointwise_optimum(
         raise ValueError(
             f"candidates must have shape (K, {target.latent.dim}), got {tuple(candidates.shape)}"
         )
+    check_pair(source, target)
     dtype, device = model_dtype(source)
     coords = sample_prior(source, num_samples, seed, dtype=dtype, device=device)
     candidates = candidates.to(dtype=dtype, device=device)

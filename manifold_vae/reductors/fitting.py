@@ -27,7 +27,7 @@ from tqdm.auto import tqdm
 
 from ..latent_model import LatentVariableModel
 from ..manifolds import LatentManifold
-from .delta import DeltaEstimate, delta, delta_samples, model_dtype
+from .delta import DeltaEstimate, check_pair, delta, delta_samples, model_dtype
 from .maps import (
     AngleIsometry,
     ChartMap,
@@ -196,6 +196,7 @@ def fit_reductor(
         lr = LEARNING_RATES.get(family, 0.01)
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
         raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
+    check_pair(source, target)
     dtype, device = model_dtype(source)
     losses: list[list[float]] = []
     with torch.random.fork_rng(devices=[]), _frozen(source, target):

@@ -110,3 +110,17 @@ def test_fit_ensemble_equals_fit_with_a_fixed_time():
     for v, w in zip(vaes, models, strict=True):
         for key, value in v.state_dict().items():
             torch.testing.assert_close(value, w.state_dict()[key], rtol=1e-10, atol=1e-12)
+
+
+def test_reparameterizable_follows_the_base():
+    """A product asks each factor: a fixed-time sphere cannot be reparameterised from noise, so
+    the product's posterior samples factor by factor instead of failing."""
+    from manifold_vae.manifolds import Product
+
+    assert FixedTime(Circle(), 0.3).reparameterizable
+    assert not FixedTime(Sphere(), 0.3).reparameterizable
+    product = Product(FixedTime(Sphere(), 0.3), Circle())
+    assert not product.reparameterizable
+    raw = torch.randn(5, product.posterior_params, dtype=torch.float64)
+    z = product.posterior(raw).rsample((2,))
+    assert z.shape == (2, 5, product.dim) and torch.isfinite(z).all()

@@ -166,6 +166,25 @@ def test_delta_rejects_mismatched_models():
         delta(sinusoid_model(), sinusoid_model(), lambda p: p, num_samples=1)
 
 
+def test_models_of_different_dtypes_are_refused_by_name():
+    """A float32 source with a float64 target: a ValueError, not a matmul error deep inside."""
+    single, double = _circle_vae(0), _circle_vae(1, torch.float64)
+    candidates = torch.zeros(4, 1)
+    calls = [
+        lambda: delta(single, double, IdentityMap(Circle(), Circle()), num_samples=10),
+        lambda: fit_reductor(single, double, "isometry", steps=1, num_samples=4, eval_samples=4),
+        lambda: pointwise_optimum(single, double, candidates, num_samples=10),
+    ]
+    for call in calls:
+        with pytest.raises(ValueError, match=r"same dtype, got torch\.float32 and torch\.float64"):
+            call()
+    phi = sinusoid_model(noise=0.1)  # no parameters: it computes in the dtype it is given
+    assert (
+        delta(double, phi, IdentityMap(Circle(), Circle()), num_samples=10).value.dtype
+        == torch.float64
+    )
+
+
 # --- map families ----------------------------------------------------------------------------
 
 MANIFOLDS = {
