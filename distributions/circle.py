@@ -12,6 +12,7 @@ from torch.distributions.utils import broadcast_all
 
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
+from ._brownian import BrownianTime
 from ._repr import shape_repr
 from ._series import circle_kl_to_uniform, circle_log_prob
 from ._summaries import WrappedNormalSummaries
@@ -19,7 +20,7 @@ from ._summaries import WrappedNormalSummaries
 __all__ = ["CircleHeatKernel", "CircleUniform"]
 
 
-class CircleHeatKernel(WrappedNormalSummaries, TorchDistribution):
+class CircleHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):
     r"""Heat kernel on the unit circle: the wrapped normal with variance :math:`2t`.
 
     The density of the angle :math:`\theta \in [-\pi, \pi)` with respect to its Lebesgue
@@ -74,16 +75,6 @@ class CircleHeatKernel(WrappedNormalSummaries, TorchDistribution):
         else:
             batch_shape = self.loc.shape
         super().__init__(batch_shape, validate_args=validate_args)
-
-    @classmethod
-    def from_brownian_time(
-        cls, loc: Tensor | float, brownian_time: Tensor | float, validate_args: bool | None = None
-    ) -> CircleHeatKernel:
-        r"""The law of Brownian motion with generator :math:`\Delta/2` started at ``loc``.
-
-        Brownian time :math:`s` corresponds to heat-equation time :math:`t = s/2`.
-        """
-        return cls(loc, torch.as_tensor(brownian_time) / 2.0, validate_args=validate_args)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> CircleHeatKernel:
         new = self._get_checked_instance(CircleHeatKernel, _instance)

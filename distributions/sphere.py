@@ -11,6 +11,7 @@ from torch.distributions import constraints
 
 from . import constraints as mconstraints
 from ._angles import PI
+from ._brownian import BrownianTime
 from ._repr import shape_repr
 from ._sphere_sampling import polar_angle_time_derivative, sample_polar_angle
 from ._sphere_series import sphere_kl_to_uniform, sphere_log_prob
@@ -38,7 +39,7 @@ def _tangent_directions(loc: Tensor) -> Tensor:
     return _unit(g - (g * loc).sum(-1, keepdim=True) * loc)
 
 
-class SphereHeatKernel(TorchDistribution):
+class SphereHeatKernel(BrownianTime, TorchDistribution):
     r"""Heat kernel on the unit sphere :math:`S^2`, the law of Brownian motion started at ``loc``.
 
     Points are unit vectors of :math:`R^3`; the density with respect to the area measure
@@ -110,13 +111,6 @@ class SphereHeatKernel(TorchDistribution):
         self.loc = loc.expand((*batch_shape, 3))
         self.time = time.expand(batch_shape)
         super().__init__(batch_shape, torch.Size([3]), validate_args=validate_args)
-
-    @classmethod
-    def from_brownian_time(
-        cls, loc: Tensor, brownian_time: Tensor | float, validate_args: bool | None = None
-    ) -> SphereHeatKernel:
-        r"""The law of Brownian motion with generator :math:`\Delta/2`: :math:`t = s/2`."""
-        return cls(loc, torch.as_tensor(brownian_time) / 2.0, validate_args=validate_args)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> SphereHeatKernel:
         new = self._get_checked_instance(SphereHeatKernel, _instance)

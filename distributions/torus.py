@@ -9,6 +9,7 @@ from torch.distributions import constraints
 
 from . import constraints as mconstraints
 from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
+from ._brownian import BrownianTime
 from ._series import circle_kl_to_uniform, circle_log_prob
 from ._summaries import WrappedNormalSummaries
 
@@ -17,7 +18,7 @@ __all__ = ["TorusHeatKernel", "TorusUniform"]
 _angles = constraints.independent(mconstraints.angle, 1)
 
 
-class TorusHeatKernel(WrappedNormalSummaries, TorchDistribution):
+class TorusHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):
     r"""Heat kernel on the flat torus :math:`T^n`: a product of circle heat kernels.
 
     The torus is the product of :math:`n` unit circles, a point is its vector of angles in
@@ -67,13 +68,6 @@ class TorusHeatKernel(WrappedNormalSummaries, TorchDistribution):
                 f"{tuple(loc.shape)}"
             ) from error
         super().__init__(self.loc.shape[:-1], self.loc.shape[-1:], validate_args=validate_args)
-
-    @classmethod
-    def from_brownian_time(
-        cls, loc: Tensor, brownian_time: Tensor | float, validate_args: bool | None = None
-    ) -> TorusHeatKernel:
-        r"""The law of Brownian motion with generator :math:`\Delta/2`: :math:`t = s/2`."""
-        return cls(loc, torch.as_tensor(brownian_time) / 2.0, validate_args=validate_args)
 
     def expand(self, batch_shape: torch.Size, _instance=None) -> TorusHeatKernel:
         new = self._get_checked_instance(TorusHeatKernel, _instance)

@@ -187,6 +187,19 @@ def test_heat_equation_fails_for_the_brownian_time_convention():
     assert (residual.abs() > 0.1 * (dt.abs() + dvv.abs() + dv**2)).any()
 
 
+def test_from_brownian_time_halves_the_time():
+    """Brownian time s (generator Delta/2) is heat-equation time s/2, for each heat kernel."""
+    circle = CircleHeatKernel.from_brownian_time(_t(0.5), 0.6, validate_args=True)
+    assert type(circle) is CircleHeatKernel and circle.time.item() == pytest.approx(0.3)
+    loc = torch.tensor([0.5, -1.0], dtype=F64)
+    torus = TorusHeatKernel.from_brownian_time(loc, torch.tensor([0.6, 2.0], dtype=F64))
+    assert type(torus) is TorusHeatKernel
+    assert torus.time.tolist() == pytest.approx([0.3, 1.0]) and torch.equal(torus.loc, loc)
+    assert torch.equal(
+        circle.log_prob(_t(1.0)), CircleHeatKernel(_t(0.5), _t(0.3)).log_prob(_t(1.0))
+    )
+
+
 def _density(theta, loc, time):
     return CircleHeatKernel(loc, time, validate_args=False).log_prob(wrap_angle(loc + theta)).exp()
 
