@@ -28,6 +28,7 @@ import torch
 from torch import Tensor
 
 from ._angles import LOG_2PI, PI, TWO_PI, reduce_angle
+from ._regimes import by_time_regime
 
 __all__ = [
     "FOURIER_TERMS",
@@ -397,10 +398,6 @@ def circle_kl_to_uniform(time: Tensor) -> Tensor:
     Tensor, shape=[...]
         The KL divergence, non-negative.
     """
-    small = time <= _KL_GAUSSIAN_TIME
-    large = time >= _KL_SERIES_TIME
-    t_small = torch.where(small, time, torch.full_like(time, _KL_GAUSSIAN_TIME))
-    t_large = torch.where(large, time, torch.full_like(time, _KL_SERIES_TIME))
-    t_mid = torch.where(small | large, torch.full_like(time, 1.0), time)
-    mid = _kl_chebyshev(t_mid)
-    return torch.where(small, _kl_gaussian(t_small), torch.where(large, _kl_series(t_large), mid))
+    return by_time_regime(
+        time, _KL_GAUSSIAN_TIME, _KL_SERIES_TIME, 1.0, _kl_gaussian, _kl_chebyshev, _kl_series
+    )

@@ -37,6 +37,7 @@ from torch import Tensor
 
 from ._angles import PI
 from ._quadrature import gauss_legendre
+from ._regimes import by_time_regime
 
 __all__ = [
     "IMAGE_NODES",
@@ -459,10 +460,6 @@ def sphere_kl_to_uniform(time: Tensor) -> Tensor:
     Tensor, shape=[...]
         The KL divergence, non-negative.
     """
-    small = time <= _KL_EXPANSION_TIME
-    large = time >= _KL_SERIES_TIME
-    t_small = torch.where(small, time, torch.full_like(time, _KL_EXPANSION_TIME))
-    t_large = torch.where(large, time, torch.full_like(time, _KL_SERIES_TIME))
-    t_mid = torch.where(small | large, torch.full_like(time, 0.5), time)
-    mid = _kl_chebyshev(t_mid)
-    return torch.where(small, _kl_expansion(t_small), torch.where(large, _kl_series(t_large), mid))
+    return by_time_regime(
+        time, _KL_EXPANSION_TIME, _KL_SERIES_TIME, 0.5, _kl_expansion, _kl_chebyshev, _kl_series
+    )

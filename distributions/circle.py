@@ -7,7 +7,6 @@ from numbers import Number
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
-from torch.distributions import constraints
 from torch.distributions.utils import broadcast_all
 
 from . import constraints as mconstraints
@@ -16,6 +15,7 @@ from ._brownian import BrownianTime
 from ._repr import shape_repr
 from ._series import circle_kl_to_uniform, circle_log_prob
 from ._summaries import WrappedNormalSummaries
+from ._uniform import ConstantDensity
 
 __all__ = ["CircleHeatKernel", "CircleUniform"]
 
@@ -118,7 +118,7 @@ class CircleHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):
         )
 
 
-class CircleUniform(TorchDistribution):
+class CircleUniform(ConstantDensity):
     r"""Uniform distribution of an angle on :math:`[-\pi, \pi)`, density :math:`1/2\pi`.
 
     The normalised Riemannian volume of the unit circle: the prior of circle latents.
@@ -133,9 +133,8 @@ class CircleUniform(TorchDistribution):
         Check values against the support.
     """
 
-    arg_constraints: dict[str, constraints.Constraint] = {}
     support = mconstraints.angle
-    has_rsample = True
+    log_volume = LOG_2PI
 
     def __init__(
         self,
@@ -145,30 +144,12 @@ class CircleUniform(TorchDistribution):
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        self._dtype = dtype if dtype is not None else torch.get_default_dtype()
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        super().__init__(torch.Size(batch_shape), validate_args=validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance=None) -> CircleUniform:
-        new = self._get_checked_instance(CircleUniform, _instance)
-        new._dtype, new._device = self._dtype, self._device
-        super(CircleUniform, new).__init__(torch.Size(batch_shape), validate_args=False)
-        new._validate_args = self._validate_args
-        return new
+        self._setup(batch_shape, (), dtype, device, validate_args)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=self._dtype, device=self._device)
         return wrap_angle(TWO_PI * u - PI)
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        shape = torch.broadcast_shapes(value.shape, self.batch_shape)
-        return torch.full(shape, -LOG_2PI, dtype=value.dtype, device=value.device)
-
-    def entropy(self) -> Tensor:
-        return torch.full(self.batch_shape, LOG_2PI, dtype=self._dtype, device=self._device)
 
     @property
     def mean_direction(self) -> Tensor:
@@ -188,6 +169,3 @@ class CircleUniform(TorchDistribution):
     def variance(self) -> Tensor:
         """Circular variance: 1 for the uniform distribution."""
         return torch.ones(self.batch_shape, dtype=self._dtype, device=self._device)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_shape={tuple(self.batch_shape)})"

@@ -7,7 +7,6 @@ import math
 import torch
 from pyro.distributions import TorchDistribution
 from torch import Tensor
-from torch.distributions import constraints
 
 from . import constraints as mconstraints
 from ._angles import PI
@@ -15,6 +14,7 @@ from ._brownian import BrownianTime
 from ._repr import shape_repr
 from ._sphere_sampling import polar_angle_time_derivative, sample_polar_angle
 from ._sphere_series import sphere_kl_to_uniform, sphere_log_prob
+from ._uniform import ConstantDensity
 
 __all__ = ["SphereHeatKernel", "SphereUniform"]
 
@@ -211,7 +211,7 @@ class SphereHeatKernel(BrownianTime, TorchDistribution):
         )
 
 
-class SphereUniform(TorchDistribution):
+class SphereUniform(ConstantDensity):
     r"""Uniform distribution on the unit sphere :math:`S^2`, density :math:`1/4\pi` (area).
 
     The normalised area measure: the prior of sphere latents. Batch shape ``()``; ``expand``
@@ -225,9 +225,8 @@ class SphereUniform(TorchDistribution):
         Check values against the support.
     """
 
-    arg_constraints: dict[str, constraints.Constraint] = {}
     support = mconstraints.sphere
-    has_rsample = True
+    log_volume = _LOG_4PI
 
     def __init__(
         self,
@@ -235,32 +234,12 @@ class SphereUniform(TorchDistribution):
         device: torch.device | str | None = None,
         validate_args: bool | None = None,
     ) -> None:
-        self._dtype = dtype if dtype is not None else torch.get_default_dtype()
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        super().__init__(torch.Size(), torch.Size([3]), validate_args=validate_args)
-
-    def expand(self, batch_shape: torch.Size, _instance=None) -> SphereUniform:
-        new = self._get_checked_instance(SphereUniform, _instance)
-        new._dtype, new._device = self._dtype, self._device
-        super(SphereUniform, new).__init__(
-            torch.Size(batch_shape), self.event_shape, validate_args=False
-        )
-        new._validate_args = self._validate_args
-        return new
+        self._setup((), (3,), dtype, device, validate_args)
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         """Uniform points: normalised standard normal vectors in :math:`R^3`."""
         shape = self._extended_shape(sample_shape)
         return _unit(torch.randn(shape, dtype=self._dtype, device=self._device))
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        return torch.full(shape, -_LOG_4PI, dtype=value.dtype, device=value.device)
-
-    def entropy(self) -> Tensor:
-        return torch.full(self.batch_shape, _LOG_4PI, dtype=self._dtype, device=self._device)
 
     @property
     def mean_direction(self) -> Tensor:
@@ -283,6 +262,3 @@ class SphereUniform(TorchDistribution):
     def variance(self) -> Tensor:
         """Variance 1/3 of every coordinate."""
         return torch.full((*self.batch_shape, 3), 1.0 / 3.0, dtype=self._dtype, device=self._device)
-
-    def __repr__(self) -> str:
-        return f"{type(self).__name__}(batch_shape={tuple(self.batch_shape)})"

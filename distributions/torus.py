@@ -12,6 +12,7 @@ from ._angles import LOG_2PI, PI, TWO_PI, wrap_angle
 from ._brownian import BrownianTime
 from ._series import circle_kl_to_uniform, circle_log_prob
 from ._summaries import WrappedNormalSummaries
+from ._uniform import ConstantDensity
 
 __all__ = ["TorusHeatKernel", "TorusUniform"]
 
@@ -114,7 +115,7 @@ class TorusHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):
         )
 
 
-class TorusUniform(TorchDistribution):
+class TorusUniform(ConstantDensity):
     r"""Uniform distribution on :math:`T^n = [-\pi, \pi)^n`, density :math:`(2\pi)^{-n}`.
 
     Parameters
@@ -129,9 +130,8 @@ class TorusUniform(TorchDistribution):
         Check values against the support.
     """
 
-    arg_constraints: dict[str, constraints.Constraint] = {}
     support = _angles
-    has_rsample = True
+    _copied = ("n",)
 
     def __init__(
         self,
@@ -145,34 +145,16 @@ class TorusUniform(TorchDistribution):
         if isinstance(n, bool) or not isinstance(n, int) or n < 1:
             raise ValueError(f"n must be a positive integer (the number of factors), got {n!r}")
         self.n = n
-        self._dtype = dtype if dtype is not None else torch.get_default_dtype()
-        self._device = torch.device(device) if device is not None else torch.device("cpu")
-        super().__init__(torch.Size(batch_shape), torch.Size([n]), validate_args=validate_args)
+        self._setup(batch_shape, (n,), dtype, device, validate_args)
 
-    def expand(self, batch_shape: torch.Size, _instance=None) -> TorusUniform:
-        new = self._get_checked_instance(TorusUniform, _instance)
-        new.n, new._dtype, new._device = self.n, self._dtype, self._device
-        super(TorusUniform, new).__init__(
-            torch.Size(batch_shape), self.event_shape, validate_args=False
-        )
-        new._validate_args = self._validate_args
-        return new
+    @property
+    def log_volume(self) -> float:
+        return self.n * LOG_2PI
 
     def rsample(self, sample_shape: torch.Size = torch.Size()) -> Tensor:
         shape = self._extended_shape(sample_shape)
         u = torch.rand(shape, dtype=self._dtype, device=self._device)
         return wrap_angle(TWO_PI * u - PI)
-
-    def log_prob(self, value: Tensor) -> Tensor:
-        if self._validate_args:
-            self._validate_sample(value)
-        shape = torch.broadcast_shapes(value.shape[:-1], self.batch_shape)
-        return torch.full(shape, -self.n * LOG_2PI, dtype=value.dtype, device=value.device)
-
-    def entropy(self) -> Tensor:
-        return torch.full(
-            self.batch_shape, self.n * LOG_2PI, dtype=self._dtype, device=self._device
-        )
 
     @property
     def mean_direction(self) -> Tensor:
