@@ -6,7 +6,7 @@ the exact KL divergences with ``torch.distributions.kl_divergence`` and changes 
 setting.
 """
 
-from . import constraints, kl
+from . import angles, constraints, kl
 from .circle import CircleHeatKernel, CircleUniform
 from .sphere import SphereHeatKernel, SphereUniform
 from .torus import TorusHeatKernel, TorusUniform
@@ -18,6 +18,7 @@ __all__ = [
     "SphereUniform",
     "TorusHeatKernel",
     "TorusUniform",
+    "angles",
     "constraints",
     "kl",
 ]

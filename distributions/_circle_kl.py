@@ -25,9 +25,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._angles import PI, wrap_angle
 from ._quadrature import graded_breakpoints, panel_quadrature
 from ._series import circle_log_density
+from .angles import PI, wrap_angle
 
 __all__ = ["circle_kl"]
 

@@ -11,7 +11,7 @@ import functools
 import torch
 from torch import Tensor
 
-from ._angles import PI
+from .angles import PI
 
 __all__ = ["gauss_legendre", "graded_breakpoints", "panel_quadrature"]
 

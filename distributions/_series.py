@@ -27,8 +27,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from ._angles import LOG_2PI, PI, TWO_PI, reduce_angle
 from ._regimes import by_time_regime
+from .angles import LOG_2PI, PI, TWO_PI, reduce_angle
 
 __all__ = [
     "FOURIER_TERMS",

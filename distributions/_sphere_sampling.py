@@ -11,8 +11,8 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._angles import PI
 from ._sphere_series import sphere_log_density
+from .angles import PI
 
 __all__ = ["MAX_ROUNDS", "RAYLEIGH_TIME", "polar_angle_time_derivative", "sample_polar_angle"]
 

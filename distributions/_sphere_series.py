@@ -35,9 +35,9 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._angles import PI
 from ._quadrature import gauss_legendre
 from ._regimes import by_time_regime
+from .angles import PI
 
 __all__ = [
     "IMAGE_NODES",

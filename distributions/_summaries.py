@@ -5,7 +5,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from ._angles import wrap_angle
+from .angles import wrap_angle
 
 __all__ = ["WrappedNormalSummaries"]
 

@@ -38,9 +38,9 @@ import torch
 from torch import Tensor
 from torch.distributions import VonMises, kl_divergence
 
-from ._angles import PI, wrap_angle
 from ._series import _log_density_where
 from ._sphere_benchmark import measure_sphere, sphere_lines
+from .angles import PI, wrap_angle
 from .circle import CircleHeatKernel
 
 __all__ = [

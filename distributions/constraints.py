@@ -11,7 +11,7 @@ from torch import Tensor
 from torch.distributions import biject_to, constraints, transform_to
 from torch.distributions.transforms import Transform
 
-from ._angles import LOG_2PI, PI, wrap_angle
+from .angles import LOG_2PI, PI, wrap_angle
 
 __all__ = ["angle", "finite", "positive_finite", "sphere"]
 

@@ -9,12 +9,12 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 
 from . import constraints as mconstraints
-from ._angles import PI
 from ._brownian import BrownianTime
 from ._repr import shape_repr
 from ._sphere_sampling import polar_angle_time_derivative, sample_polar_angle
 from ._sphere_series import sphere_kl_to_uniform, sphere_log_prob
 from ._uniform import ConstantDensity
+from .angles import PI
 
 __all__ = ["SphereHeatKernel", "SphereUniform"]
 

@@ -16,7 +16,10 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from .registry import Registry
+
 __all__ = [
+    "LIKELIHOODS",
     "Bernoulli",
     "Gaussian",
     "GaussianLearnedScale",
@@ -63,6 +66,38 @@ class Likelihood(nn.Module, abc.ABC):
         Tensor, shape=batch
         """
         return self(output).log_prob(x)
+
+    # --- decoder-scale warm-up (a training hook) ---------------------------------------
+    @property
+    def warmup_scale(self) -> float | None:
+        r"""The fixed decoder scale :math:`\sigma_X` that a warm-up can temper, or ``None``.
+
+        Training with ``sigma_start`` (:func:`~manifold_vae.training.decoder_sigma`) asks
+        this; a likelihood without a fixed scale (the default) refuses a warm-up.
+        """
+        return None
+
+    def tempered_buffers(self, scale: float) -> dict[str, Tensor]:
+        r"""Buffer values under which :meth:`log_density` is this likelihood at scale ``scale``.
+
+        The training loop writes them into the likelihood's buffers (names relative to the
+        likelihood) for an epoch of the warm-up and puts the originals back afterwards; an
+        ensemble writes them into the member's row of the stacked buffers. Only likelihoods
+        with a :attr:`warmup_scale` implement it.
+
+        Parameters
+        ----------
+        scale : float
+            The decoder scale of the epoch, :math:`> 0`.
+
+        Returns
+        -------
+        dict of str to Tensor
+            Buffer name to its value (same shape as the buffer).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} has no fixed decoder scale to warm up (warmup_scale is None)"
+        )
 
     def validate_data(self, data: Tensor) -> None:
         """Raise ``ValueError`` if ``data`` cannot be modelled (shape, dtype, finiteness)."""
@@ -133,6 +168,15 @@ class Gaussian(Likelihood):
 
     def _kwargs(self) -> dict[str, Any]:
         return {"sigma": self.sigma}
+
+    @property
+    def warmup_scale(self) -> float:
+        r""":math:`\sigma_X`: the scale a decoder warm-up starts above and ends at."""
+        return self.sigma
+
+    def tempered_buffers(self, scale: float) -> dict[str, Tensor]:
+        r"""``{"scale": scale}``: what :meth:`log_density` reads as :math:`\sigma_X`."""
+        return {"scale": torch.full_like(self.scale, scale)}
 
     def forward(self, output: Tensor) -> dist.Distribution:
         return dist.Normal(output, torch.full_like(output, self.sigma)).to_event(self._event_dims())
@@ -255,17 +299,20 @@ class Bernoulli(Likelihood):
             )
 
 
-_LIKELIHOODS: dict[str, type[Likelihood]] = {
-    cls.name: cls for cls in (Gaussian, GaussianLearnedScale, Bernoulli)
-}
+def _check_likelihood_class(cls: object) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, Likelihood)):
+        raise ValueError(f"a registered likelihood must be a Likelihood subclass, got {cls!r}")
+
+
+#: Likelihood classes by name: checkpoints and the command line rebuild likelihoods from it.
+#: Register a user likelihood with ``@LIKELIHOODS.register`` (class attribute ``name``).
+LIKELIHOODS: Registry[type[Likelihood]] = Registry("likelihood", _check_likelihood_class)
+for _cls in (Gaussian, GaussianLearnedScale, Bernoulli):
+    LIKELIHOODS.register(_cls)
 
 
 def likelihood_from_spec(spec: dict[str, Any]) -> Likelihood:
-    """Rebuild a likelihood from :meth:`Likelihood.spec`."""
-    try:
-        cls = _LIKELIHOODS[spec["name"]]
-    except (KeyError, TypeError) as error:
-        raise ValueError(
-            f"unknown likelihood spec {spec!r}; known: {sorted(_LIKELIHOODS)}"
-        ) from error
-    return cls(**spec.get("kwargs", {}))
+    """Rebuild a likelihood from :meth:`Likelihood.spec` (looked up in :data:`LIKELIHOODS`)."""
+    if not isinstance(spec, dict) or spec.get("name") not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood spec {spec!r}; known: {list(LIKELIHOODS.names())}")
+    return LIKELIHOODS[spec["name"]](**spec.get("kwargs", {}))

@@ -26,7 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 from ..manifolds import Circle
 from .generative import GenerativeModel

@@ -13,6 +13,20 @@ representations:
 To add a manifold, subclass :class:`LatentManifold` and implement the abstract members below;
 register it with :func:`register_manifold` so that checkpoints and the command line can rebuild
 it by name. Nothing else in the package special-cases a concrete manifold.
+
+**Capabilities.** What the analysis code (plots, evaluation, reductor families, harmonic
+spectra) may do with a manifold is *declared* by the manifold, never guessed from its class:
+
+* :attr:`LatentManifold.angle_radii`: for each coordinate, the radius of the circle it is an
+  angle of, or ``None`` (a product of circles has all radii, :math:`\mathbb R^d` none);
+* :attr:`LatentManifold.is_vector_space`: whether the manifold is :math:`\mathbb R^d` with its
+  flat metric, the identity embedding and the standard normal prior;
+* :meth:`LatentManifold.posterior_spread`: a posterior's standard deviation per coordinate.
+
+:class:`~manifold_vae.manifolds.Product` and :class:`~manifold_vae.manifolds.FixedTime`
+answer for their factors; the conformance kit (:mod:`manifold_vae.testing`) checks each
+declaration against the geometry. :func:`require` turns a missing capability into a
+``ValueError`` that says what is missing and who needed it.
 """
 
 from __future__ import annotations
@@ -25,12 +39,16 @@ from pyro.distributions import TorchDistribution
 from torch import Tensor
 from torch.distributions import Distribution, constraints
 
+from ..registry import Registry
+
 __all__ = [
+    "MANIFOLDS",
     "LatentManifold",
     "PointDistribution",
     "manifold_from_spec",
     "register_manifold",
     "registered_manifolds",
+    "require",
 ]
 
 
@@ -144,6 +162,72 @@ class LatentManifold(abc.ABC):
     @abc.abstractmethod
     def point_support(self) -> constraints.Constraint:
         """Constraint of embedded points (used by :class:`PointDistribution`)."""
+
+    # --- declared capabilities ---------------------------------------------------------
+    @property
+    def angle_radii(self) -> tuple[float | None, ...]:
+        r"""Per coordinate: the radius :math:`r_i` of the circle it is an angle of, or ``None``.
+
+        Coordinate :math:`i` is an angle of a circle of radius :math:`r_i` when ``to_point`` is
+        :math:`2\pi`-periodic in it and the metric along it is :math:`r_i^2\,d\theta_i^2`,
+        orthogonal to the other coordinates. A flat product of circles (circle, flat tori, the
+        Clifford torus) has every radius; :math:`\mathbb R^d` and the sphere have none. The
+        default declares no angle coordinate.
+
+        Returns
+        -------
+        tuple of (float or None), length ``dim``
+        """
+        return (None,) * self.dim
+
+    @property
+    def angle_product(self) -> bool:
+        """Whether every coordinate is an angle (a flat product of circles)."""
+        return all(r is not None for r in self.angle_radii)
+
+    @property
+    def is_vector_space(self) -> bool:
+        r"""Whether the manifold is :math:`\mathbb R^d` as a Gaussian space.
+
+        True means: coordinates are points (``dim == ambient_dim``, ``to_point`` the identity),
+        the metric is the flat one, every vector of :math:`\mathbb R^d` is a point, and the
+        prior is :math:`N(0, I)`. The default is ``False``.
+        """
+        return False
+
+    def posterior_spread(self, posterior: Distribution) -> Tensor:
+        r"""A posterior's spread: its standard deviation along each coordinate.
+
+        In the units of the coordinates. Euclidean posteriors give their ``stddev``; heat
+        kernels :math:`p_t` on angles give :math:`\sqrt{2t}` (``t`` the angle time), the
+        standard deviation of the unwrapped Brownian motion they are the law of (convention
+        :math:`\partial_t p = \Delta p`); embedded coordinates (the sphere's unit vectors)
+        give the intrinsic :math:`\sqrt{2t}` of each tangent direction, repeated for every
+        coordinate.
+
+        Parameters
+        ----------
+        posterior : Distribution
+            A distribution returned by :meth:`posterior`, batch shape ``batch``.
+
+        Returns
+        -------
+        Tensor, shape=[*batch, dim]
+
+        Raises
+        ------
+        NotImplementedError
+            Unless overridden (the built-in manifolds do).
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not declare posterior_spread(posterior): override it to "
+            "return the posterior's standard deviation per coordinate, shape batch + (dim,)"
+        )
+
+    @property
+    def has_posterior_spread(self) -> bool:
+        """Whether :meth:`posterior_spread` is implemented (by default: whether overridden)."""
+        return type(self).posterior_spread is not LatentManifold.posterior_spread
 
     # --- distributions -----------------------------------------------------------------
     @abc.abstractmethod
@@ -336,31 +420,51 @@ class PointDistribution(TorchDistribution):
         return f"{type(self).__name__}({self.manifold!r}, {self.base!r})"
 
 
-_REGISTRY: dict[str, type[LatentManifold]] = {}
+def _check_manifold_class(cls: object) -> None:
+    if not (isinstance(cls, type) and issubclass(cls, LatentManifold)):
+        raise ValueError(f"a registered manifold must be a LatentManifold subclass, got {cls!r}")
+
+
+#: Manifold classes by name: checkpoints and the command line rebuild latents from it.
+MANIFOLDS: Registry[type[LatentManifold]] = Registry("manifold", _check_manifold_class)
 
 
 def register_manifold(cls: type[LatentManifold]) -> type[LatentManifold]:
-    """Class decorator: make ``cls`` rebuildable by name (checkpoints, command line)."""
-    name = getattr(cls, "name", None)
-    if not isinstance(name, str) or not name:
-        raise ValueError(f"{cls.__name__} needs a non-empty class attribute 'name'")
-    if name in _REGISTRY and _REGISTRY[name] is not cls:
-        raise ValueError(f"a manifold named {name!r} is already registered")
-    _REGISTRY[name] = cls
-    return cls
+    """Class decorator: make ``cls`` rebuildable by name (``MANIFOLDS.register``)."""
+    return MANIFOLDS.register(cls)
 
 
 def registered_manifolds() -> dict[str, type[LatentManifold]]:
     """Registered manifold classes by name."""
-    return dict(_REGISTRY)
+    return MANIFOLDS.as_dict()
 
 
 def manifold_from_spec(spec: dict[str, Any]) -> LatentManifold:
     """Rebuild a manifold from :meth:`LatentManifold.spec`."""
-    try:
-        cls = _REGISTRY[spec["name"]]
-    except (KeyError, TypeError) as error:
+    if not isinstance(spec, dict) or "name" not in spec:
+        raise ValueError(f"unknown manifold spec {spec!r}; registered: {list(MANIFOLDS.names())}")
+    if spec["name"] not in MANIFOLDS:
+        raise ValueError(f"unknown manifold spec {spec!r}; registered: {list(MANIFOLDS.names())}")
+    return MANIFOLDS[spec["name"]](**spec.get("kwargs", {}))
+
+
+def require(latent: LatentManifold, capability: str, present: bool, needed_by: str) -> None:
+    """``ValueError`` saying that ``needed_by`` needs ``capability``, unless ``present``.
+
+    Parameters
+    ----------
+    latent : LatentManifold
+        The manifold asked.
+    capability : str
+        What is needed, in words (e.g. ``"angle coordinates (angle_radii)"``).
+    present : bool
+        Whether ``latent`` declares it.
+    needed_by : str
+        Who needs it (e.g. ``"plot_posterior_arcs"``).
+    """
+    if not present:
         raise ValueError(
-            f"unknown manifold spec {spec!r}; registered: {sorted(_REGISTRY)}"
-        ) from error
-    return cls(**spec.get("kwargs", {}))
+            f"{needed_by} needs a latent manifold with {capability}; {latent!r} does not declare "
+            "it (see LatentManifold's capabilities: angle_radii, is_vector_space, "
+            "posterior_spread)"
+        )

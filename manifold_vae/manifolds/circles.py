@@ -27,7 +27,7 @@ from torch import Tensor
 from torch.distributions import constraints
 
 from distributions import TorusHeatKernel, TorusUniform
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 from .._geomstats import load_geomstats
 from .base import LatentManifold, register_manifold
@@ -216,6 +216,15 @@ class _CircleProduct(LatentManifold):
 
     def posterior_location(self, posterior: TorusHeatKernel) -> Tensor:
         return posterior.mean_direction
+
+    @property
+    def angle_radii(self) -> tuple[float | None, ...]:
+        """Every coordinate is the angle of a circle of radius ``radius``."""
+        return (self.radius,) * self.n
+
+    def posterior_spread(self, posterior: TorusHeatKernel) -> Tensor:
+        r""":math:`\sqrt{2 t_i}` per factor (angle times), shape ``(*batch, n)``."""
+        return torch.sqrt(2.0 * posterior.time)
 
     def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> TorusHeatKernel:
         """Angle time ``time / radius**2`` in every factor."""

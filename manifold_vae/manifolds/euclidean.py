@@ -133,6 +133,15 @@ class Euclidean(LatentManifold):
     def posterior_location(self, posterior: dist.Distribution) -> Tensor:
         return posterior.mean
 
+    @property
+    def is_vector_space(self) -> bool:
+        r""":math:`\mathbb R^d` with the identity embedding and the prior :math:`N(0, I)`."""
+        return True
+
+    def posterior_spread(self, posterior: dist.Distribution) -> Tensor:
+        """The diagonal Gaussian's standard deviations, shape ``(*batch, dim)``."""
+        return posterior.stddev
+
     def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> dist.Distribution:
         scale = torch.sqrt(2.0 * time).unsqueeze(-1).expand_as(coordinates)
         return dist.Normal(coordinates, scale).to_event(1)

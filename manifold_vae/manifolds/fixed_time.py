@@ -152,5 +152,21 @@ class FixedTime(LatentManifold):
     def posterior_location(self, posterior: Distribution) -> Tensor:
         return self.base.posterior_location(posterior)
 
+    @property
+    def angle_radii(self) -> tuple[float | None, ...]:
+        return self.base.angle_radii
+
+    @property
+    def is_vector_space(self) -> bool:
+        return self.base.is_vector_space
+
+    @property
+    def has_posterior_spread(self) -> bool:
+        return self.base.has_posterior_spread
+
+    def posterior_spread(self, posterior: Distribution) -> Tensor:
+        """The base manifold's spread of its heat kernel at the fixed time."""
+        return self.base.posterior_spread(posterior)
+
     def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> Distribution:
         return self.base.coordinate_heat_kernel(coordinates, time)

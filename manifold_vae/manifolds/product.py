@@ -290,6 +290,28 @@ class Product(LatentManifold):
         pieces = zip(self.factors, posterior.parts, strict=True)
         return torch.cat([f.posterior_location(q) for f, q in pieces], dim=-1)
 
+    # --- capabilities, answered by the factors ------------------------------------------
+    @property
+    def angle_radii(self) -> tuple[float | None, ...]:
+        """The factors' radii, concatenated."""
+        return tuple(r for f in self.factors for r in f.angle_radii)
+
+    @property
+    def is_vector_space(self) -> bool:
+        """A product of vector spaces is one (:math:`N(0, I)` times :math:`N(0, I)`)."""
+        return all(f.is_vector_space for f in self.factors)
+
+    @property
+    def has_posterior_spread(self) -> bool:
+        return all(f.has_posterior_spread for f in self.factors)
+
+    def posterior_spread(self, posterior: ProductDistribution) -> Tensor:
+        """The factors' spreads, concatenated: shape ``(*batch, dim)``."""
+        if not self.has_posterior_spread:
+            return super().posterior_spread(posterior)
+        pieces = zip(self.factors, posterior.parts, strict=True)
+        return torch.cat([f.posterior_spread(q) for f, q in pieces], dim=-1)
+
     def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> ProductDistribution:
         """The product of the factors' kernels, all at the same intrinsic ``time``."""
         pieces = zip(self.factors, self._coords(coordinates), strict=True)

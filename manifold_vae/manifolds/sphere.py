@@ -29,6 +29,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from distributions import SphereHeatKernel, SphereUniform
+from distributions.constraints import sphere as sphere_constraint
 
 from .._geomstats import load_geomstats
 from .base import LatentManifold, register_manifold
@@ -37,21 +38,6 @@ __all__ = ["Sphere"]
 
 #: Smallest posterior time produced from raw encoder outputs: softplus(raw) + MIN_TIME.
 MIN_TIME = 1e-6
-
-
-class _UnitSphere(constraints.Constraint):
-    """Vectors of :math:`\\mathbb R^3` of unit norm (tolerance ``10 sqrt(eps)``)."""
-
-    event_dim = 1
-
-    def check(self, value: Tensor) -> Tensor:
-        if value.shape[-1] != 3:
-            return torch.zeros(value.shape[:-1], dtype=torch.bool, device=value.device)
-        tol = 10.0 * math.sqrt(torch.finfo(value.dtype).eps)
-        return (value.norm(dim=-1) - 1.0).abs() <= tol
-
-    def __repr__(self) -> str:
-        return "unit_sphere(3)"
 
 
 def normalize(vector: Tensor) -> Tensor:
@@ -115,7 +101,7 @@ class Sphere(LatentManifold):
         return torch.zeros_like(coordinates[..., 0])
 
     def point_support(self) -> constraints.Constraint:
-        return _UnitSphere()
+        return sphere_constraint
 
     def exp(self, tangent_vec: Tensor, base_point: Tensor) -> Tensor:
         r""":math:`\cos\lVert v\rVert\, x + \operatorname{sinc}\lVert v\rVert\, v`, ``(..., 3)``."""
@@ -165,6 +151,10 @@ class Sphere(LatentManifold):
 
     def posterior_location(self, posterior: Distribution) -> Tensor:
         return posterior.mean_direction
+
+    def posterior_spread(self, posterior: Distribution) -> Tensor:
+        r""":math:`\sqrt{2t}` (per tangent direction) for each of the 3 coordinates."""
+        return torch.sqrt(2.0 * posterior.time).unsqueeze(-1).expand(*posterior.batch_shape, 3)
 
     def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> Distribution:
         """The exact heat kernel at unit vectors ``(..., 3)`` and times ``(...)``."""

@@ -36,7 +36,7 @@ import math
 import torch
 from torch import Tensor, nn
 
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 from ..manifolds import LatentManifold
 

@@ -14,7 +14,7 @@ import torch
 from torch.distributions import Distribution
 
 import distributions as D
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 
 @dataclass

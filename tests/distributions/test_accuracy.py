@@ -19,7 +19,7 @@ import torch
 from torch.distributions import kl_divergence
 
 from distributions import CircleHeatKernel, CircleUniform, TorusHeatKernel, reference
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 F64 = torch.float64
 EPS64 = torch.finfo(torch.float64).eps

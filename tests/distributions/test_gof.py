@@ -37,7 +37,7 @@ import pytest
 import torch
 
 from distributions import CircleHeatKernel, TorusHeatKernel
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 F64 = torch.float64
 TEST_FAILURE_RATE = 1e-3

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from torch.distributions import kl_divergence
 
 from distributions import CircleHeatKernel, CircleUniform, TorusHeatKernel, TorusUniform
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 from distributions.testing import circle_heat_kernels, locs, times, torus_heat_kernels
 
 F64 = torch.float64

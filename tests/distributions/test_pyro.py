@@ -17,7 +17,7 @@ from torch.distributions import constraints, kl_divergence
 from torch.distributions import kl as torch_kl
 
 from distributions import CircleHeatKernel, CircleUniform, TorusHeatKernel, TorusUniform
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 
 # Every warning (Pyro's validation warnings included) fails the test.
 pytestmark = pytest.mark.filterwarnings("error")

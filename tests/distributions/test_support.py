@@ -12,7 +12,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import distributions as D
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 from distributions.constraints import angle, finite, positive_finite
 from distributions.testing import angles, circle_heat_kernels, torus_heat_kernels
 from tests.distributions.registry import EXAMPLES

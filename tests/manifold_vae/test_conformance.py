@@ -10,7 +10,7 @@ import torch
 from torch.distributions import Distribution, register_kl
 
 import distributions as D
-from distributions._angles import wrap_angle
+from distributions.angles import wrap_angle
 from distributions.testing import circle_heat_kernels, sphere_heat_kernels, torus_heat_kernels
 from manifold_vae.manifolds import Circle, Euclidean, LatentManifold, registered_manifolds
 from manifold_vae.testing import (

@@ -126,7 +126,7 @@ class ScaledCircle(LatentManifold):
 @pytest.fixture
 def isolated_registry(monkeypatch):
     """A private copy of the manifold registry, so that test registrations do not leak."""
-    monkeypatch.setattr(base, "_REGISTRY", dict(base._REGISTRY))
+    monkeypatch.setattr(base.MANIFOLDS, "_entries", base.MANIFOLDS.as_dict())
 
 
 ALL = [*MANIFOLDS, ScaledCircle()]

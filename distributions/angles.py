@@ -1,4 +1,4 @@
-"""Angle wrapping and the constants shared by the circle and torus distributions."""
+"""Angle wrapping and the angle constants: public, shared by the distributions and the toolkit."""
 
 from __future__ import annotations
 
