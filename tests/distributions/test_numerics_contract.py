@@ -14,8 +14,8 @@ from torch.autograd import gradcheck
 from torch.distributions import kl_divergence
 
 import distributions as D
-from distributions.angles import wrap_angle
 from distributions._series import SWITCH_TIME, _log_density_masked, _log_density_where
+from distributions.angles import wrap_angle
 from distributions.testing import circle_heat_kernels, torus_heat_kernels
 from tests.distributions.registry import EXAMPLES
 

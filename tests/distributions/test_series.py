@@ -17,8 +17,8 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from distributions import CircleHeatKernel, TorusHeatKernel
-from distributions.angles import wrap_angle
 from distributions._series import _log_fourier, _log_winding
+from distributions.angles import wrap_angle
 from distributions.testing import angles, locs, times, torus_heat_kernels
 
 F64 = torch.float64
