@@ -19,7 +19,7 @@ from ..evaluation import format_mean_std
 from ..likelihoods import Gaussian
 from ..manifolds import Circle, Euclidean, LatentManifold
 from ..plots import plot_model_grid
-from ..training import _check_sigma_start
+from ..trainer import check_sigma_start
 from ..vae import VAE
 from .budget import Budget
 from .common import (
@@ -113,7 +113,7 @@ def _run(
     if screen_epochs is not None:
         _check_positive_int("screen_epochs", screen_epochs)
         screen_epochs = min(screen_epochs, budget.epochs)
-    _check_sigma_start(sigma_start)
+    check_sigma_start(sigma_start)
     if not (isinstance(warmup, (int, float)) and 0 <= warmup < 1) or isinstance(warmup, bool):
         raise ValueError(
             f"warmup must be a fraction of the epochs in [0, 1) (the models must end at their "

@@ -3,9 +3,10 @@ r"""The S^2 demonstration: a VAE with a spherical latent recovers a direction on
 Data: :func:`~manifold_vae.datasets.spherical_sensors`, a light source in a uniformly random
 direction :math:`z \in S^2` seen by :math:`D` sensors. Models: the diffusion VAE on
 ``Sphere()`` (exact heat-kernel posterior, uniform prior) and the baseline VAE on
-``Euclidean(3)``, ``reps`` seeds each, trained with :func:`~manifold_vae.training.fit` (the
-sphere's rejection-sampled posterior has no Gaussian-noise ``reparameterize``, so the
-vectorised ensembles do not apply).
+``Euclidean(3)``, ``reps`` seeds each, trained by
+:func:`~manifold_vae.reproduce.common.train_members` (the sphere's rejection-sampled posterior
+has no Gaussian-noise ``reparameterize``, so its members train one by one inside the training
+loop, exactly as :func:`~manifold_vae.training.fit`; the Euclidean ones as a stacked ensemble).
 
 Recovery is measured on held-out data up to the symmetry of the problem: the encoded
 directions :math:`u_i` (the posterior locations on the sphere; on :math:`\mathbb R^3` the
@@ -30,7 +31,6 @@ from ..datasets import spherical_sensors
 from ..evaluation import thesis_metrics
 from ..likelihoods import Gaussian
 from ..manifolds import Euclidean, LatentManifold, Sphere
-from ..training import fit
 from ..vae import VAE
 from .budget import Budget
 from .common import (
@@ -41,6 +41,7 @@ from .common import (
     markdown_table,
     member_records,
     plot_histories,
+    train_members,
 )
 
 __all__ = [
@@ -179,17 +180,9 @@ def _train(
         return vae, data
 
     members = build_members([{"latent": repr(latent)} for latent in latents], budget.reps, make)
-    for m in members:
-        m.history = fit(
-            m.vae,
-            m.data,
-            epochs=budget.epochs,
-            batch_size=BATCH,
-            lr=LR,
-            lr_final=LR_FINAL,
-            seed=m.seed,
-            progress=progress,
-        )
+    train_members(
+        members, budget.epochs, batch_size=BATCH, lr=LR, lr_final=LR_FINAL, progress=progress
+    )
     return members
 
 
@@ -304,7 +297,8 @@ def sphere(out: Path, budget: Budget = DEFAULT, progress: bool = True) -> Report
 Data: {train.name}; {budget.n} training points, {len(vis.data)} held-out points (another seed).
 Each latent: {budget.reps} seeds, a Gaussian decoder with sigma_X = {SIGMA_X:g} (the true
 noise), {DEPTH} hidden layers of {HIDDEN} units, {budget.epochs} epochs of Adam (lr {LR:g}
-decaying to {LR_FINAL:g}, batch {BATCH}), trained one by one with `fit`.
+decaying to {LR_FINAL:g}, batch {BATCH}), trained with `train_members` (the spheres one by
+one inside the training loop, as `fit`; the Euclidean models as one stacked ensemble).
 
 Recovery on the held-out points: the encoded directions are aligned with the true directions
 by the best orthogonal map (Procrustes, reflections allowed) and the residual angle between

@@ -403,15 +403,25 @@ def test_members_on_different_devices_need_a_device():
         fit_ensemble(vaes, _data(0.1, 0, n=8), progress=False)
 
 
-def test_a_manifold_without_reparameterize_says_what_is_missing():
+def test_members_that_cannot_be_stacked_train_on_their_own_exactly_as_fit():
+    """A latent without reparameterize trains each member in the same loop, bitwise as fit."""
     from manifold_vae.manifolds import LatentManifold
 
     class PlainCircle(Circle):
         reparameterize = LatentManifold.reparameterize
 
+    assert not PlainCircle().reparameterizable
+    data = [_data(0.1, 0, n=40), _data(0.1, 1, n=40)]
+    options = dict(epochs=3, batch_size=16, progress=False, input_noise=0.01)
     vaes = [_vae(PlainCircle(), seed=s) for s in range(2)]
-    with pytest.raises(NotImplementedError, match="implement reparameterize"):
-        fit_ensemble(vaes, _data(0.1, 0, n=8), progress=False)
+    singles = [_vae(PlainCircle(), seed=s) for s in range(2)]
+    histories = fit_ensemble(vaes, data, seeds=[5, 6], **options)
+    alone = [fit(v, x, seed=s, **options) for v, x, s in zip(singles, data, (5, 6), strict=True)]
+    for a, b in zip(vaes, singles, strict=True):
+        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+            assert torch.equal(p, q), name
+    assert [h.as_dict() for h in histories] == [h.as_dict() for h in alone]
+    assert not any(v.training for v in vaes)
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is available here")

@@ -1,0 +1,42 @@
+"""The training loop and its parts: options, step backends, epoch callbacks.
+
+:func:`~manifold_vae.training.fit` (one model) and :func:`~manifold_vae.ensemble.fit_ensemble`
+(many models of one shape) are thin front ends over :func:`train`, which runs one loop over
+step backends (:class:`SingleBackend`, :class:`StackedBackend`) with epoch callbacks
+(:class:`LearningRateSchedule`, :class:`DecoderWarmup`, :class:`SaveCheckpoint`, or a user's
+:class:`EpochCallback`).
+"""
+
+from .backend import StepBackend, adam, resolve_device, stop_message
+from .callbacks import (
+    DecoderWarmup,
+    EpochCallback,
+    LearningRateSchedule,
+    SaveCheckpoint,
+    decoder_sigma,
+    learning_rate,
+)
+from .config import History, TrainConfig, check_sigma_start
+from .loop import default_callbacks, train
+from .single import SingleBackend
+from .stacked import StackedBackend
+
+__all__ = [
+    "DecoderWarmup",
+    "EpochCallback",
+    "History",
+    "LearningRateSchedule",
+    "SaveCheckpoint",
+    "SingleBackend",
+    "StackedBackend",
+    "StepBackend",
+    "TrainConfig",
+    "adam",
+    "check_sigma_start",
+    "decoder_sigma",
+    "default_callbacks",
+    "learning_rate",
+    "resolve_device",
+    "stop_message",
+    "train",
+]

@@ -1,0 +1,170 @@
+r"""The step-backend protocol: what the training loop needs from the models it trains.
+
+A backend holds :math:`M \ge 1` members (models of one shape with their data, seeds, optimiser
+state and last good state). The loop (:func:`~manifold_vae.trainer.loop.train`) asks it for
+each member's data order, input noise and ELBO terms on a minibatch, and tells it to step, to
+stop a member, and to remember the end of a good epoch. Two backends exist:
+
+* :class:`~manifold_vae.trainer.single.SingleBackend`: one model, its own Adam, its own RNG
+  stream (what :func:`~manifold_vae.training.fit` trains, and an ensemble member that cannot
+  be stacked, e.g. on a latent without ``reparameterize``);
+* :class:`~manifold_vae.trainer.stacked.StackedBackend`: :math:`M` models stacked along a
+  member axis and run with :func:`torch.func.vmap` (what
+  :func:`~manifold_vae.ensemble.fit_ensemble` trains).
+
+Shapes: ``index`` is ``(M, b)`` (every member's datapoint indices of a step); ``members`` is
+an increasing list of the :math:`A` members to evaluate; ELBO terms come back as ``(A, b)``.
+"""
+
+from __future__ import annotations
+
+import abc
+from collections.abc import Iterable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from ..likelihoods import Likelihood
+from ..vae import ELBO, VAE
+from .config import History
+
+__all__ = ["StepBackend", "adam", "resolve_device", "stop_message"]
+
+
+def adam(params: Iterable[Tensor], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+    """The optimiser of every backend: one definition.
+
+    Adam is elementwise, so one Adam over stacked member parameters updates each member exactly
+    as its own Adam would; torch's default implementation is chosen by device (single-tensor on
+    the CPU, ``foreach`` on CUDA), the same for both backends on the same device.
+    """
+    return torch.optim.Adam(params, lr=lr, betas=betas)
+
+
+def resolve_device(device: str | torch.device | None, vae: VAE) -> torch.device:
+    """``device`` as a ``torch.device`` (default: where ``vae`` is); ``ValueError`` for CUDA
+    asked for on a machine without it."""
+    if device is None:
+        return next(vae.parameters()).device
+    device = torch.device(device)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ValueError("device='cuda' was asked for, but torch.cuda.is_available() is False")
+    return device
+
+
+def stop_message(problem: tuple[str, str], epoch: int) -> str:
+    """``History.stopped`` for a problem ``(what, detail)`` in 0-based ``epoch``."""
+    return (
+        f"{problem[0]} in epoch {epoch + 1} ({problem[1]}); parameters restored to the end of "
+        f"epoch {epoch}"
+    )
+
+
+class StepBackend(abc.ABC):
+    """The members one step trains together; see the module docstring."""
+
+    #: Number of members :math:`M`.
+    size: int
+    #: Datapoints per member.
+    n: int
+    #: Per member: its seed, history, whether it still trains, and the prefix of its warnings.
+    seeds: list[int]
+    histories: list[History]
+    live: list[bool]
+    labels: list[str]
+
+    def __init__(self, seeds: list[int], n: int, labels: list[str] | None = None) -> None:
+        self.size, self.n = len(seeds), n
+        self.seeds = list(seeds)
+        self.histories = [History() for _ in seeds]
+        self.live = [True] * self.size
+        self.labels = labels if labels is not None else [""] * self.size
+        self.order_generators = [torch.Generator(device="cpu").manual_seed(s) for s in seeds]
+
+    # --- what every backend shares -----------------------------------------------------
+    def orders(self) -> Tensor:
+        """Each member's data order for an epoch, ``(M, n)`` on the backend's device.
+
+        A live member draws ``randperm(n)`` from its own CPU generator seeded with its seed;
+        a stopped member draws nothing.
+        """
+        rows = [
+            torch.randperm(self.n, generator=generator) if live else torch.arange(self.n)
+            for generator, live in zip(self.order_generators, self.live, strict=True)
+        ]
+        return torch.stack(rows).to(self.device)
+
+    @property
+    def live_members(self) -> list[int]:
+        return [m for m in range(self.size) if self.live[m]]
+
+    # --- what each backend implements --------------------------------------------------
+    device: torch.device
+
+    @abc.abstractmethod
+    def model(self, member: int) -> VAE:
+        """Member ``member`` as a model holding its current weights."""
+
+    @abc.abstractmethod
+    def likelihood(self, member: int) -> Likelihood:
+        """Member ``member``'s likelihood (its declared scale, its tempered buffers)."""
+
+    @abc.abstractmethod
+    def set_lr(self, lr: float) -> None:
+        """Set the step size of the optimiser(s)."""
+
+    @abc.abstractmethod
+    def save_likelihood_buffers(self) -> Any:
+        """A copy of every member's likelihood buffers, for :meth:`restore_likelihood_buffers`."""
+
+    @abc.abstractmethod
+    def restore_likelihood_buffers(self, saved: Any) -> None:
+        """Put back what :meth:`save_likelihood_buffers` returned."""
+
+    @abc.abstractmethod
+    def set_likelihood_buffers(self, member: int, values: dict[str, Tensor]) -> None:
+        """Write buffer values (names relative to the likelihood) for ``member``."""
+
+    @abc.abstractmethod
+    def input_noise(self, members: list[int], size: int, scale: float) -> dict[int, Tensor]:
+        """Each listed member's input noise ``(size, *data_shape)`` times ``scale``."""
+
+    @abc.abstractmethod
+    def terms(
+        self,
+        members: list[int],
+        index: Tensor,
+        num_samples: int,
+        beta: float,
+        noise: dict[int, Tensor] | None = None,
+    ) -> tuple[ELBO | None, list[tuple[int, str]]]:
+        """ELBO terms ``(A, b)`` of ``members`` with a graph, or ``(None, [(member, error)])``.
+
+        When some members' posterior parameters are invalid nothing is drawn from any of the
+        members' random streams, so the loop can stop those members and ask again.
+        """
+
+    @abc.abstractmethod
+    def zero_grad(self) -> None:
+        """Clear the gradients."""
+
+    @abc.abstractmethod
+    def finite_gradients(self, members: list[int]) -> Tensor:
+        """Per listed member: are all its gradients finite? ``(A,)`` bool."""
+
+    @abc.abstractmethod
+    def stop(self, member: int) -> None:
+        """Restore ``member``'s last good epoch (weights and optimiser state) and keep it fixed."""
+
+    @abc.abstractmethod
+    def step(self) -> None:
+        """One optimiser step for the live members (stopped ones stay as they are)."""
+
+    @abc.abstractmethod
+    def save_good(self) -> None:
+        """Remember the current state as the end of a good epoch."""
+
+    @abc.abstractmethod
+    def finish(self) -> None:
+        """Leave the trained weights in the members' models, in eval mode."""

@@ -1,0 +1,157 @@
+"""What a training run is told (:class:`TrainConfig`) and what it reports (:class:`History`)."""
+
+from __future__ import annotations
+
+import math
+import numbers
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from ..likelihoods import Likelihood
+
+__all__ = ["History", "TrainConfig", "check_sigma_start"]
+
+
+@dataclass
+class History:
+    """What one model's training did: per-epoch means, and why it stopped."""
+
+    #: Mean negative ELBO per datapoint, one entry per completed epoch.
+    loss: list[float] = field(default_factory=list)
+    #: Mean reconstruction log-likelihood per datapoint.
+    reconstruction: list[float] = field(default_factory=list)
+    #: Mean KL per datapoint.
+    kl: list[float] = field(default_factory=list)
+    #: ``None`` when all epochs ran, else the reason training stopped early.
+    stopped: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "loss": self.loss,
+            "reconstruction": self.reconstruction,
+            "kl": self.kl,
+            "stopped": self.stopped,
+        }
+
+
+def check_sigma_start(sigma_start: Any) -> None:
+    """``ValueError`` unless ``sigma_start`` is ``None`` or a positive finite number."""
+    if sigma_start is not None and (
+        isinstance(sigma_start, bool)
+        or not (
+            isinstance(sigma_start, numbers.Real) and math.isfinite(sigma_start) and sigma_start > 0
+        )
+    ):
+        raise ValueError(
+            f"sigma_start must be None or a positive finite number, got {sigma_start!r}"
+        )
+
+
+def _is_integer(value: Any) -> bool:
+    return isinstance(value, numbers.Integral) and not isinstance(value, bool)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    r"""The options of a training run, validated once when built.
+
+    One object for :func:`~manifold_vae.training.fit` and
+    :func:`~manifold_vae.ensemble.fit_ensemble` (which also take these options as keywords).
+
+    Parameters
+    ----------
+    epochs, batch_size : int
+        Passes over the data (``>= 0``) and minibatch size (``>= 1``).
+    lr : float
+        Adam's step size (positive, finite).
+    betas : tuple of float
+        Adam's moment coefficients (thesis Sec. 5.3: ``(0.9, 0.999)``).
+    num_samples : int
+        Latent samples per datapoint in the reconstruction term (``>= 1``).
+    beta : float
+        KL weight.
+    lr_final : float, optional
+        Cosine step size from ``lr`` down to ``lr_final`` in ``(0, lr]``
+        (:func:`~manifold_vae.trainer.learning_rate`); ``None`` keeps ``lr``.
+    input_noise : float
+        Standard deviation :math:`s \ge 0` of Gaussian noise added to each minibatch (needs a
+        likelihood whose support is all of the data space).
+    sigma_start, warmup_epochs : float, int
+        Decoder-scale warm-up (:func:`~manifold_vae.trainer.decoder_sigma`): from
+        ``sigma_start`` down to the likelihood's own scale over ``warmup_epochs`` epochs; needs
+        a likelihood with a fixed decoder scale (``Likelihood.warmup_scale``).
+    progress : bool
+        Show a progress bar.
+
+    Raises
+    ------
+    ValueError
+        Naming the option that is out of range.
+    """
+
+    epochs: int = 100
+    batch_size: int = 128
+    lr: float = 1e-3
+    betas: tuple[float, float] = (0.9, 0.999)
+    num_samples: int = 1
+    beta: float = 1.0
+    lr_final: float | None = None
+    input_noise: float = 0.0
+    sigma_start: float | None = None
+    warmup_epochs: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 0 or self.batch_size < 1 or self.num_samples < 1:
+            raise ValueError(
+                f"need epochs >= 0, batch_size >= 1, num_samples >= 1; got {self.epochs}, "
+                f"{self.batch_size}, {self.num_samples}"
+            )
+        if not (self.lr > 0 and math.isfinite(self.lr)):
+            raise ValueError(f"lr must be a positive finite number, got {self.lr}")
+        if self.lr_final is not None and not (
+            0 < self.lr_final <= self.lr and math.isfinite(self.lr_final)
+        ):
+            raise ValueError(
+                f"lr_final must be None or in (0, lr = {self.lr:g}], got {self.lr_final}"
+            )
+        noise = self.input_noise
+        if isinstance(noise, bool) or not (
+            isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0
+        ):
+            raise ValueError(f"input_noise must be a finite standard deviation >= 0, got {noise}")
+        self._check_warmup()
+
+    def _check_warmup(self) -> None:
+        if not _is_integer(self.warmup_epochs) or self.warmup_epochs < 0:
+            raise ValueError(f"warmup_epochs must be an integer >= 0, got {self.warmup_epochs!r}")
+        start = self.sigma_start
+        check_sigma_start(start)
+        if start is None and self.warmup_epochs:
+            raise ValueError(f"warmup_epochs = {self.warmup_epochs} needs sigma_start")
+        if start is not None and self.warmup_epochs < 1:
+            raise ValueError(f"sigma_start = {start} needs warmup_epochs >= 1")
+
+    def check_likelihood(self, likelihood: Likelihood) -> None:
+        """``ValueError`` unless the options suit the model's ``likelihood``.
+
+        ``input_noise > 0`` needs a real-valued likelihood (``Likelihood.real_valued``);
+        a warm-up needs a fixed decoder scale (``Likelihood.warmup_scale``).
+        """
+        if self.input_noise > 0 and not likelihood.real_valued:
+            raise ValueError(
+                f"input_noise = {self.input_noise} needs real-valued data, but the "
+                f"{type(likelihood).__name__} likelihood has bounded support: noisy data would "
+                "leave it"
+            )
+        if self.sigma_start is not None and likelihood.warmup_scale is None:
+            raise ValueError(
+                "sigma_start needs a Gaussian likelihood with fixed sigma_X (a likelihood whose "
+                f"warmup_scale is not None), got {type(likelihood).__name__}"
+            )
+
+    def as_dict(self) -> dict[str, Any]:
+        """The options as a JSON-able dict."""
+        values = asdict(self)
+        values["betas"] = list(self.betas)
+        return values

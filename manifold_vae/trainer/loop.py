@@ -1,0 +1,166 @@
+r"""The training loop: one for a single model, an ensemble, and members that train on their own.
+
+Minibatch Adam on each member's mean negative ELBO,
+
+.. math::
+
+    L = \sum_{m} \frac{1}{|B_m|} \sum_{x \in B_m} -\mathrm{ELBO}_m(x),
+
+over step backends (:mod:`manifold_vae.trainer.backend`). Every epoch: the callbacks' epoch
+start (step-size schedule, decoder warm-up, ...), each member's data order, then per
+minibatch and backend: input noise, the ELBO terms, one backward pass, the divergence check
+and one optimiser step; at the end the per-epoch means go into each member's
+:class:`~manifold_vae.trainer.config.History` and the state is remembered as the last good one.
+
+Divergence is handled per member: when a member's posterior parameters are invalid or its
+loss or gradients non-finite, that member alone stops; its weights and optimiser state go back
+to the end of its last good epoch, a ``RuntimeWarning`` says why, and ``History.stopped``
+keeps the reason. The others go on.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from .backend import StepBackend, stop_message
+from .callbacks import DecoderWarmup, EpochCallback, LearningRateSchedule
+from .config import History, TrainConfig
+
+__all__ = ["default_callbacks", "train"]
+
+#: ``warnings.warn`` stacklevel that points at the caller of ``fit``/``fit_ensemble``.
+_STACKLEVEL = 5
+
+
+def default_callbacks(config: TrainConfig) -> list[EpochCallback]:
+    """The callbacks every run has: the step-size schedule, and the warm-up if asked for."""
+    callbacks: list[EpochCallback] = [
+        LearningRateSchedule(config.epochs, config.lr, config.lr_final)
+    ]
+    if config.sigma_start is not None:
+        callbacks.append(DecoderWarmup(config.sigma_start, config.warmup_epochs))
+    return callbacks
+
+
+def train(
+    backends: Sequence[StepBackend],
+    config: TrainConfig,
+    callbacks: Sequence[EpochCallback] = (),
+    description: str = "train",
+) -> list[History]:
+    """Train every member of ``backends`` for ``config.epochs`` epochs; their histories.
+
+    Parameters
+    ----------
+    backends : sequence of StepBackend
+        The members, grouped into backends; all members have the same number of datapoints.
+    config : TrainConfig
+        The options.
+    callbacks : sequence of EpochCallback
+        Run after :func:`default_callbacks` ``(config)``, in order.
+    description : str
+        The progress bar's label.
+
+    Returns
+    -------
+    list of History
+        One per member, backends in order.
+    """
+    callbacks = [*default_callbacks(config), *callbacks]
+    bar = tqdm(range(config.epochs), desc=description, disable=not config.progress, leave=False)
+    try:
+        for callback in callbacks:
+            callback.on_train_start(backends)
+        for epoch in bar:
+            if not any(any(b.live) for b in backends):
+                break
+            for callback in callbacks:
+                callback.on_epoch_start(epoch, backends)
+            _epoch(backends, config, epoch, bar)
+            for callback in callbacks:
+                callback.on_epoch_end(epoch, backends)
+    finally:
+        bar.close()
+        for callback in callbacks:
+            callback.on_train_end(backends)
+    for backend in backends:
+        backend.finish()
+    return [h for backend in backends for h in backend.histories]
+
+
+def _epoch(backends: Sequence[StepBackend], config: TrainConfig, epoch: int, bar: tqdm) -> None:
+    """One pass over the data for every member, then the histories and the good state."""
+    orders = [backend.orders() for backend in backends]
+    totals = [torch.zeros(backend.size, 3, dtype=torch.float64) for backend in backends]
+    n = backends[0].n
+    for start in range(0, n, config.batch_size):
+        for backend, order, total in zip(backends, orders, totals, strict=True):
+            _batch(backend, order[:, start : start + config.batch_size], config, epoch, total)
+    losses = []
+    for backend, total in zip(backends, totals, strict=True):
+        total /= backend.n
+        done = backend.live_members
+        for m in done:
+            history = backend.histories[m]
+            history.loss.append(total[m, 0].item())
+            history.reconstruction.append(total[m, 1].item())
+            history.kl.append(total[m, 2].item())
+            losses.append(history.loss[-1])
+        if done:
+            backend.save_good()
+    if losses:
+        bar.set_postfix(loss=f"{math.fsum(losses) / len(losses):.4g}")
+
+
+def _batch(
+    backend: StepBackend, index: Tensor, config: TrainConfig, epoch: int, total: Tensor
+) -> None:
+    """One optimiser step of ``backend``'s live members on their minibatches ``index``."""
+    members = backend.live_members
+    if not members:
+        return
+    noise = None
+    if config.input_noise > 0:  # drawn once: a retry after stopping members reuses it
+        noise = backend.input_noise(members, index.shape[1], config.input_noise)
+    terms = None
+    while members:
+        terms, bad = backend.terms(members, index, config.num_samples, config.beta, noise)
+        if not bad:
+            break
+        for member, message in bad:
+            _stop(backend, member, epoch, ("invalid distribution parameters", message))
+        members = backend.live_members
+    if terms is None:  # every member has stopped
+        return
+    loss = -terms.elbo.mean(1)  # (A,): each member's mean negative ELBO
+    backend.zero_grad()
+    loss.sum().backward()
+    finite = torch.isfinite(loss) & backend.finite_gradients(members)
+    if not bool(finite.all()):
+        for row in (~finite).nonzero().flatten().tolist():
+            problem = ("non-finite loss or gradient", f"loss {loss[row].item()}")
+            _stop(backend, members[row], epoch, problem)
+        if not backend.live_members:
+            return
+    backend.step()
+    stats = torch.stack(
+        [loss.detach(), terms.reconstruction.detach().mean(1), terms.kl.detach().mean(1)], dim=1
+    )  # (A, 3)
+    total[torch.tensor(members)] += index.shape[1] * stats.cpu().double()
+
+
+def _stop(backend: StepBackend, member: int, epoch: int, problem: tuple[str, str]) -> None:
+    """Stop ``member``: say why in its history and a warning, restore its last good epoch."""
+    backend.live[member] = False
+    history = backend.histories[member]
+    history.stopped = stop_message(problem, epoch)
+    warnings.warn(
+        f"{backend.labels[member]}{history.stopped}", RuntimeWarning, stacklevel=_STACKLEVEL
+    )
+    backend.stop(member)
