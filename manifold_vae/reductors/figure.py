@@ -10,7 +10,6 @@ from torch import Tensor
 
 from ..latent_model import LatentVariableModel
 from ..manifolds import LatentManifold
-from .maps import is_angle_product
 from .table import ReductionTable
 
 __all__ = ["plot_reduction_grid"]
@@ -21,12 +20,13 @@ def _viewer(
 ) -> tuple[Callable[[Tensor], Tensor], tuple[str, str]]:
     """A 2-D view of points ``(N, ambient_dim)`` of ``manifold``, and its axis labels.
 
-    Planar embeddings as they are; a 2-torus by its two angles; anything else by the first two
-    principal axes of ``reference`` (the target's own points), the same axes for every set.
+    Planar embeddings as they are; a product of two circles (declared ``angle_product`` with
+    two ``angle_radii``) by its two angles; anything else by the first two principal axes of
+    ``reference`` (the target's own points), the same axes for every set.
     """
     if manifold.ambient_dim == 2:
         return (lambda p: p.detach().cpu().double()), ("z1", "z2")
-    if is_angle_product(manifold) and manifold.dim == 2:
+    if manifold.angle_product and len(manifold.angle_radii) == 2:
         return (
             lambda p: manifold.to_coordinates(p.detach().cpu().double()),
             ("angle 1", "angle 2"),

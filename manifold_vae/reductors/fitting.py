@@ -26,50 +26,10 @@ from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from ..latent_model import LatentVariableModel
-from ..manifolds import LatentManifold
 from .delta import DeltaEstimate, check_pair, delta, delta_samples, model_dtype
-from .maps import (
-    AngleIsometry,
-    ChartMap,
-    IdentityMap,
-    LinearMap,
-    ProjectedLinearMap,
-    ProjectedMLP,
-    ReductorMap,
-)
+from .maps import ReductorMap, map_family
 
-__all__ = ["FAMILIES", "LEARNING_RATES", "Fit", "fit_reductor", "make_map"]
-
-#: The map families by name.
-FAMILIES: dict[str, type[ReductorMap]] = {
-    cls.family: cls
-    for cls in (IdentityMap, LinearMap, ProjectedLinearMap, AngleIsometry, ChartMap, ProjectedMLP)
-}
-#: Default Adam learning rate per family.
-LEARNING_RATES: dict[str, float] = {
-    "identity": 0.0,
-    "linear": 0.05,
-    "projected-linear": 0.05,
-    "isometry": 0.05,
-    "chart": 0.05,
-    "mlp": 0.02,
-}
-
-
-def make_map(
-    family: str, source: LatentManifold, target: LatentManifold, copies: int = 1
-) -> ReductorMap:
-    """A map of ``family`` from ``source`` to ``target`` with ``copies`` parameter sets.
-
-    Raises
-    ------
-    ValueError
-        If the family is unknown or does not fit the pair (e.g. ``'isometry'`` between a
-        circle and :math:`\\mathbb R^2`).
-    """
-    if family not in FAMILIES:
-        raise ValueError(f"family must be one of {sorted(FAMILIES)}, got {family!r}")
-    return FAMILIES[family](source, target, copies)
+__all__ = ["Fit", "fit_reductor"]
 
 
 @dataclass
@@ -165,17 +125,19 @@ def fit_reductor(
     source, target : LatentVariableModel
         Trained VAEs or known generating processes with the same ``data_shape`` and dtype.
     family : str
-        One of :data:`FAMILIES` (``'linear'``, ``'projected-linear'``, ``'isometry'``,
-        ``'chart'``, ``'mlp'``, ``'identity'``).
+        A registered map family, the name of one in
+        :data:`~manifold_vae.reductors.MAP_FAMILIES` (``'linear'``, ``'projected-linear'``,
+        ``'isometry'``, ``'chart'``, ``'mlp'``, ``'identity'``, or one registered by the
+        user).
     restarts : int
         Independent initialisations (the discrete reflections and swaps of ``'isometry'`` and
-        ``'chart'`` are cycled through them).
+        ``'chart'`` are cycled through them); at most the family's ``max_copies``.
     steps : int
         Gradient steps (0: evaluate the initial maps only).
     num_samples : int
         Prior samples :math:`L` per step.
     lr : float, optional
-        Adam's initial learning rate (default :data:`LEARNING_RATES` of the family).
+        Adam's initial learning rate (default: the family's ``default_lr``).
     eval_samples : int
         Prior samples for selecting the best restart and for its final Delta.
     seed : int
@@ -186,14 +148,21 @@ def fit_reductor(
     Returns
     -------
     Fit
+
+    Raises
+    ------
+    ValueError
+        If an argument is out of range, the family is not registered or refuses the pair, or
+        the models differ in data shape or dtype.
     """
     _check_int("restarts", restarts, 1)
     _check_int("steps", steps, 0)
     _check_int("num_samples", num_samples, 2)
     _check_int("eval_samples", eval_samples, 2)
     _check_int("seed", seed, 0)
+    cls = map_family(family)
     if lr is None:
-        lr = LEARNING_RATES.get(family, 0.01)
+        lr = cls.default_lr
     if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not 0 <= lr < math.inf:
         raise ValueError(f"lr must be a finite number >= 0, got {lr!r}")
     check_pair(source, target)
@@ -201,10 +170,8 @@ def fit_reductor(
     losses: list[list[float]] = []
     with torch.random.fork_rng(devices=[]), _frozen(source, target):
         torch.manual_seed(seed)
-        copies = 1 if family == "identity" else restarts
-        reductor = make_map(family, source.latent, target.latent, copies).to(
-            dtype=dtype, device=device
-        )
+        copies = restarts if cls.max_copies is None else min(restarts, cls.max_copies)
+        reductor = cls(source.latent, target.latent, copies).to(dtype=dtype, device=device)
         params = list(reductor.parameters())
         if params and steps > 0 and lr > 0:
             prior = source.prior(dtype=dtype, device=device)

@@ -25,6 +25,15 @@ Table 9.1 in ``NOTES.md``):
 * :class:`ProjectedMLP`: a linear map plus a small tanh network, then the projection: the
   flexible reference;
 * :class:`IdentityMap`: the identity between two copies of one manifold.
+
+Each family is a :class:`ReductorMap` subclass registered in :data:`MAP_FAMILIES` under its
+class attribute ``name``. What a family needs and how it is fitted is declared on the class,
+never special-cased by name elsewhere: :meth:`ReductorMap.refusal` (why it cannot map a pair,
+read from the manifolds' declared capabilities such as ``is_vector_space``, ``angle_product``
+and ``angle_radii``), :meth:`ReductorMap.redundancy` (why fitting it would repeat another
+family), ``default_lr``, ``default_rank`` (its place among the families
+:func:`~manifold_vae.reductors.reduction_table` tries by default) and ``max_copies``. A user
+family is one subclass plus ``MAP_FAMILIES.register``.
 """
 
 from __future__ import annotations
@@ -32,6 +41,7 @@ from __future__ import annotations
 import copy
 import itertools
 import math
+from typing import ClassVar
 
 import torch
 from torch import Tensor, nn
@@ -39,8 +49,10 @@ from torch import Tensor, nn
 from distributions.angles import wrap_angle
 
 from ..manifolds import LatentManifold
+from ..registry import Registry
 
 __all__ = [
+    "MAP_FAMILIES",
     "AngleIsometry",
     "ChartMap",
     "IdentityMap",
@@ -48,27 +60,11 @@ __all__ = [
     "ProjectedLinearMap",
     "ProjectedMLP",
     "ReductorMap",
-    "is_angle_product",
-    "is_vector_space",
+    "default_families",
+    "make_map",
+    "map_family",
     "project",
 ]
-
-
-def is_vector_space(manifold: LatentManifold) -> bool:
-    """Whether every point of ``R^ambient_dim`` lies on ``manifold`` (e.g. ``Euclidean(d)``).
-
-    Decided by the protocol: non-compact (infinite ``volume``) with ``dim == ambient_dim``.
-    """
-    return math.isinf(manifold.volume) and manifold.dim == manifold.ambient_dim
-
-
-def is_angle_product(manifold: LatentManifold) -> bool:
-    """Whether ``manifold`` is a product of circles with angle coordinates.
-
-    Decided by the protocol: compact (finite ``volume``) and embedded with one plane per
-    coordinate (``ambient_dim == 2 * dim``), as the circle, the flat tori and the Clifford torus.
-    """
-    return math.isfinite(manifold.volume) and manifold.ambient_dim == 2 * manifold.dim
 
 
 def project(manifold: LatentManifold, y: Tensor) -> Tensor:
@@ -88,6 +84,11 @@ def _check_copies(copies: int) -> int:
     return copies
 
 
+def _linear_weight(copies: int, d_out: int, d_in: int) -> nn.Parameter:
+    """``(copies, d_out, d_in)`` independent normal entries of variance ``1 / d_in``."""
+    return nn.Parameter(torch.randn(copies, d_out, d_in) / math.sqrt(d_in))
+
+
 def _batched_linear(
     weight: Tensor, bias: Tensor | None, x: Tensor, per_copy: bool = False
 ) -> Tensor:
@@ -103,7 +104,22 @@ def _batched_linear(
 
 
 class ReductorMap(nn.Module):
-    """Base class: ``copies`` parametric maps from source points to target points.
+    """Base class of the map families: ``copies`` parametric maps from source to target points.
+
+    A family is a subclass that implements :meth:`_map` and declares, as class attributes and
+    class methods, everything the fitting code needs to know about it:
+
+    * ``name``: its key in :data:`MAP_FAMILIES`;
+    * :meth:`refusal`: why it cannot map a pair of latent manifolds (read from their declared
+      capabilities), checked by the constructor;
+    * :meth:`redundancy`: why fitting it on a pair would only repeat another family (the
+      reduction table then skips it);
+    * ``default_lr``: Adam's learning rate when :func:`~manifold_vae.reductors.fit_reductor`
+      is given none;
+    * ``default_rank``: its place among the families
+      :func:`~manifold_vae.reductors.reduction_table` tries by default (``None``: only when
+      asked for);
+    * ``max_copies``: the most parameter sets worth fitting (``None``: one per restart).
 
     Parameters
     ----------
@@ -111,16 +127,55 @@ class ReductorMap(nn.Module):
         The latent manifolds of the source and target models.
     copies : int
         Number of independent parameter sets.
+
+    Raises
+    ------
+    ValueError
+        If ``copies`` is not a positive integer, or the family refuses the pair
+        (:meth:`refusal`).
     """
 
-    #: Family name (the key of :data:`~manifold_vae.reductors.FAMILIES`).
-    family: str = ""
+    #: The family's name, its key in :data:`MAP_FAMILIES`.
+    name: ClassVar[str] = ""
+    #: Adam's default learning rate for this family.
+    default_lr: ClassVar[float] = 0.01
+    #: Position among the default families of the reduction table; ``None``: not a default.
+    default_rank: ClassVar[int | None] = None
+    #: The most parameter sets worth fitting (``None``: no limit).
+    max_copies: ClassVar[int | None] = None
 
     def __init__(self, source: LatentManifold, target: LatentManifold, copies: int = 1) -> None:
+        reason = self.refusal(source, target)
+        if reason:
+            raise ValueError(reason)
         super().__init__()
         self.source = source
         self.target = target
         self.copies = _check_copies(copies)
+
+    @classmethod
+    def refusal(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Why this family cannot map ``source`` into ``target``; ``""`` when it can.
+
+        Read from the manifolds' declared capabilities (``is_vector_space``,
+        ``angle_product``, ``angle_radii``, ...), never from their classes. The default
+        refuses nothing.
+        """
+        return ""
+
+    @classmethod
+    def supports(cls, source: LatentManifold, target: LatentManifold) -> bool:
+        """Whether this family maps ``source`` into ``target`` (:meth:`refusal` is empty)."""
+        return not cls.refusal(source, target)
+
+    @classmethod
+    def redundancy(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Why fitting this family on the pair would repeat another family; ``""`` if not.
+
+        :func:`~manifold_vae.reductors.reduction_table` skips a redundant family, with this
+        reason. The default is never redundant.
+        """
+        return ""
 
     def forward(self, point: Tensor) -> Tensor:
         """Source points ``(..., source.ambient_dim)`` to ``(copies, ..., target.ambient_dim)``."""
@@ -141,10 +196,10 @@ class ReductorMap(nn.Module):
         new = copy.deepcopy(self)
         with torch.no_grad():
             for module in new.modules():
-                for name, p in list(module.named_parameters(recurse=False)):
-                    setattr(module, name, nn.Parameter(p[index : index + 1].clone()))
-                for name, b in list(module.named_buffers(recurse=False)):
-                    module._buffers[name] = b[index : index + 1].clone()
+                for key, p in list(module.named_parameters(recurse=False)):
+                    setattr(module, key, nn.Parameter(p[index : index + 1].clone()))
+                for key, b in list(module.named_buffers(recurse=False)):
+                    module._buffers[key] = b[index : index + 1].clone()
         new.copies = 1
         return new
 
@@ -152,22 +207,86 @@ class ReductorMap(nn.Module):
         return f"{self.source!r} -> {self.target!r}, copies={self.copies}"
 
 
+def _check_family(entry: object) -> None:
+    """Refuse an entry that is not a :class:`ReductorMap` subclass, or declares a
+    ``default_rank`` or ``max_copies`` that is not an integer (or ``None``)."""
+    if not (isinstance(entry, type) and issubclass(entry, ReductorMap)):
+        raise ValueError(f"a map family must be a subclass of ReductorMap, got {entry!r}")
+    for attribute in ("default_rank", "max_copies"):
+        value = getattr(entry, attribute)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int)):
+            raise ValueError(f"{entry.__name__}.{attribute} must be an int or None, got {value!r}")
+    if entry.max_copies is not None and entry.max_copies < 1:
+        raise ValueError(f"{entry.__name__}.max_copies must be >= 1, got {entry.max_copies!r}")
+
+
+#: The map families by name: :class:`ReductorMap` subclasses keyed by their ``name``.
+MAP_FAMILIES: Registry[type[ReductorMap]] = Registry("map family", check=_check_family)
+
+
+def map_family(family: str) -> type[ReductorMap]:
+    """The registered map family ``family``.
+
+    Raises
+    ------
+    ValueError
+        If no family of that name is registered (the message lists the registered ones).
+    """
+    if family not in MAP_FAMILIES:
+        raise ValueError(
+            f"family must be one of the registered map families {list(MAP_FAMILIES.names())}, "
+            f"got {family!r}"
+        )
+    return MAP_FAMILIES[family]
+
+
+def make_map(
+    family: str, source: LatentManifold, target: LatentManifold, copies: int = 1
+) -> ReductorMap:
+    r"""A map of ``family`` from ``source`` to ``target`` with ``copies`` parameter sets.
+
+    Raises
+    ------
+    ValueError
+        If the family is not registered or refuses the pair (e.g. ``'isometry'`` between a
+        circle and :math:`\mathbb R^2`).
+    """
+    return map_family(family)(source, target, copies)
+
+
+def default_families() -> tuple[str, ...]:
+    """The families with a ``default_rank``, ordered by it (ties by name).
+
+    Asked at call time, so a registered user family that declares a rank is included.
+    """
+    ranked = sorted(
+        (cls.default_rank, name)
+        for name, cls in MAP_FAMILIES.items()
+        if cls.default_rank is not None
+    )
+    return tuple(name for _, name in ranked)
+
+
+@MAP_FAMILIES.register
 class IdentityMap(ReductorMap):
     """The identity between two copies of one manifold (no parameters)."""
 
-    family = "identity"
+    name = "identity"
+    default_lr = 0.0
+    max_copies = 1
 
-    def __init__(self, source: LatentManifold, target: LatentManifold, copies: int = 1) -> None:
+    @classmethod
+    def refusal(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Refuses two different manifolds."""
         if source != target:
-            raise ValueError(
-                f"identity needs the same source and target, got {source!r}, {target!r}"
-            )
-        super().__init__(source, target, copies)
+            return f"identity needs the same source and target, got {source!r}, {target!r}"
+        return ""
 
     def _map(self, point: Tensor) -> Tensor:
         return point.unsqueeze(0).expand(self.copies, *point.shape)
 
 
+@MAP_FAMILIES.register
 class LinearMap(ReductorMap):
     r"""The matrix map :math:`M^{(C)}(p) = C p` (Table 9.1, Eq. 11.13).
 
@@ -176,28 +295,35 @@ class LinearMap(ReductorMap):
     Parameters
     ----------
     source, target : LatentManifold
-        The target must be a vector space (:func:`is_vector_space`).
+        The target must be a vector space (``target.is_vector_space``).
     copies : int
         Parameter sets; ``weight`` has shape ``(copies, target.ambient_dim, source.ambient_dim)``,
         initialised with independent normal entries of variance ``1 / source.ambient_dim``.
     """
 
-    family = "linear"
+    name = "linear"
+    default_lr = 0.05
+    default_rank = 0
 
     def __init__(self, source: LatentManifold, target: LatentManifold, copies: int = 1) -> None:
-        if not is_vector_space(target):
-            raise ValueError(
+        super().__init__(source, target, copies)
+        self.weight = _linear_weight(copies, target.ambient_dim, source.ambient_dim)
+
+    @classmethod
+    def refusal(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Refuses a target that is not a vector space."""
+        if not target.is_vector_space:
+            return (
                 f"the linear family maps into R^d, but the target {target!r} is not a vector "
                 "space; use 'projected-linear'"
             )
-        super().__init__(source, target, copies)
-        d_in, d_out = source.ambient_dim, target.ambient_dim
-        self.weight = nn.Parameter(torch.randn(copies, d_out, d_in) / math.sqrt(d_in))
+        return ""
 
     def _map(self, point: Tensor) -> Tensor:
         return _batched_linear(self.weight.to(point.dtype), None, point)
 
 
+@MAP_FAMILIES.register
 class ProjectedLinearMap(LinearMap):
     r""":math:`M^{(C)}(p) = \pi(C p)`: matrix map then projection onto the target (Eq. 11.12).
 
@@ -210,17 +336,27 @@ class ProjectedLinearMap(LinearMap):
         Parameter sets.
     """
 
-    family = "projected-linear"
+    name = "projected-linear"
+    default_lr = 0.05
+    default_rank = 1
 
-    def __init__(self, source: LatentManifold, target: LatentManifold, copies: int = 1) -> None:
-        ReductorMap.__init__(self, source, target, copies)
-        d_in, d_out = source.ambient_dim, target.ambient_dim
-        self.weight = nn.Parameter(torch.randn(copies, d_out, d_in) / math.sqrt(d_in))
+    @classmethod
+    def refusal(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Refuses nothing."""
+        return ""
+
+    @classmethod
+    def redundancy(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Onto a vector space the projection is the identity: the linear family."""
+        if target.is_vector_space:
+            return "the projection onto a vector space is the identity: the same as 'linear'"
+        return ""
 
     def _map(self, point: Tensor) -> Tensor:
         return project(self.target, super()._map(point))
 
 
+@MAP_FAMILIES.register
 class AngleIsometry(ReductorMap):
     r"""Isometries of a product of :math:`k` circles: :math:`\theta \mapsto P(s\theta) + \tau`.
 
@@ -238,20 +374,18 @@ class AngleIsometry(ReductorMap):
     Parameters
     ----------
     source, target : LatentManifold
-        Products of the same number of circles (:func:`is_angle_product`).
+        Products of the same number of circles: every coordinate an angle
+        (``angle_product``), as many angles (``angle_radii``) in both.
     copies : int
         Parameter sets. Copy ``c`` gets the ``c``-th discrete element (cycling through all
         :math:`2^k k!` sign-permutation pairs) and a translation uniform in :math:`[-\pi, \pi)^k`.
     """
 
-    family = "isometry"
+    name = "isometry"
+    default_lr = 0.05
+    default_rank = 2
 
     def __init__(self, source: LatentManifold, target: LatentManifold, copies: int = 1) -> None:
-        if not (is_angle_product(source) and is_angle_product(target) and source.dim == target.dim):
-            raise ValueError(
-                "the isometry family needs source and target to be products of the same number "
-                f"of circles, got {source!r} and {target!r}"
-            )
         super().__init__(source, target, copies)
         k = source.dim
         elements = [
@@ -264,6 +398,20 @@ class AngleIsometry(ReductorMap):
         self.register_buffer("permutation", torch.tensor([p for _, p in chosen], dtype=torch.long))
         self.shift = nn.Parameter((torch.rand(copies, k) * 2.0 - 1.0) * math.pi)
 
+    @classmethod
+    def refusal(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Refuses unless both are products of circles, as many in each."""
+        if not (
+            source.angle_product
+            and target.angle_product
+            and len(source.angle_radii) == len(target.angle_radii)
+        ):
+            return (
+                "the isometry family needs source and target to be products of the same number "
+                f"of circles, got {source!r} and {target!r}"
+            )
+        return ""
+
     def _map(self, point: Tensor) -> Tensor:
         theta = self.source.to_coordinates(point)
         batch = theta.shape[:-1]
@@ -275,6 +423,7 @@ class AngleIsometry(ReductorMap):
         return self.target.to_point(out)
 
 
+@MAP_FAMILIES.register
 class ChartMap(ReductorMap):
     r"""Table 9.1's chart maps onto a circle: :math:`\mathrm{Emb}(s\,\mathrm{atan2}(p) + \theta')`.
 
@@ -292,23 +441,30 @@ class ChartMap(ReductorMap):
     source : LatentManifold
         Embedded in a plane (``ambient_dim == 2``): :math:`\mathbb R^2` or a circle.
     target : LatentManifold
-        A circle (:func:`is_angle_product` with ``dim == 1``).
+        A circle: one coordinate, an angle (``angle_product``, one ``angle_radii``).
     copies : int
         Parameter sets.
     """
 
-    family = "chart"
+    name = "chart"
+    default_lr = 0.05
+    default_rank = 3
 
     def __init__(self, source: LatentManifold, target: LatentManifold, copies: int = 1) -> None:
-        if source.ambient_dim != 2 or not (is_angle_product(target) and target.dim == 1):
-            raise ValueError(
-                "the chart family maps a plane (source ambient_dim 2) onto a circle (target "
-                f"dim 1), got {source!r} and {target!r}"
-            )
         super().__init__(source, target, copies)
         signs = [1.0 if c % 2 == 0 else -1.0 for c in range(copies)]
         self.register_buffer("signs", torch.tensor(signs))
         self.shift = nn.Parameter((torch.rand(copies) * 2.0 - 1.0) * math.pi)
+
+    @classmethod
+    def refusal(cls, source: LatentManifold, target: LatentManifold) -> str:
+        """Refuses unless the source lies in a plane and the target is a circle."""
+        if source.ambient_dim != 2 or not (target.angle_product and len(target.angle_radii) == 1):
+            return (
+                "the chart family maps a plane (source ambient_dim 2) onto a circle (target "
+                f"dim 1), got {source!r} and {target!r}"
+            )
+        return ""
 
     def _map(self, point: Tensor) -> Tensor:
         angle = torch.atan2(point[..., 1], point[..., 0])
@@ -318,6 +474,7 @@ class ChartMap(ReductorMap):
         return self.target.to_point(out.unsqueeze(-1))
 
 
+@MAP_FAMILIES.register
 class ProjectedMLP(ReductorMap):
     r"""A linear map plus a small network, then the projection onto the target.
 
@@ -340,7 +497,9 @@ class ProjectedMLP(ReductorMap):
         Hidden units (one hidden layer of tanh units).
     """
 
-    family = "mlp"
+    name = "mlp"
+    default_lr = 0.02
+    default_rank = 4
 
     def __init__(
         self, source: LatentManifold, target: LatentManifold, copies: int = 1, hidden: int = 32
@@ -349,7 +508,7 @@ class ProjectedMLP(ReductorMap):
             raise ValueError(f"hidden must be a positive integer, got {hidden!r}")
         super().__init__(source, target, copies)
         d_in, d_out = source.ambient_dim, target.ambient_dim
-        self.weight = nn.Parameter(torch.randn(copies, d_out, d_in) / math.sqrt(d_in))
+        self.weight = _linear_weight(copies, d_out, d_in)
         self.w1 = nn.Parameter(torch.randn(copies, hidden, d_in) * 2.0 / math.sqrt(d_in))
         self.b1 = nn.Parameter(torch.randn(copies, hidden))
         self.w2 = nn.Parameter(torch.randn(copies, d_out, hidden) * 0.01 / math.sqrt(hidden))

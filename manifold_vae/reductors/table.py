@@ -10,13 +10,17 @@ from tqdm.auto import tqdm
 
 from ..latent_model import LatentVariableModel
 from ..manifolds import LatentManifold
-from .fitting import FAMILIES, Fit, fit_reductor, make_map
-from .maps import is_vector_space
+from .fitting import Fit, fit_reductor
+from .maps import default_families, map_family
 
 __all__ = ["DEFAULT_FAMILIES", "Reduction", "ReductionTable", "reduction_table"]
 
-#: Families tried for every pair by default (those that do not fit a pair are skipped).
-DEFAULT_FAMILIES: tuple[str, ...] = ("linear", "projected-linear", "isometry", "chart", "mlp")
+#: The built-in families tried for every pair by default, in the order of their
+#: ``default_rank`` (linear, projected-linear, isometry, chart, mlp). Computed once from the
+#: families' declarations; :func:`reduction_table` without ``families`` asks
+#: :func:`~manifold_vae.reductors.default_families` at call time instead, so that it also
+#: tries a registered user family that declares a ``default_rank``.
+DEFAULT_FAMILIES: tuple[str, ...] = default_families()
 
 
 @dataclass
@@ -99,19 +103,15 @@ class ReductionTable:
 
 
 def _unfit(family: str, source: LatentManifold, target: LatentManifold) -> str:
-    """Why ``family`` is not fitted for the pair (empty when it is)."""
-    if family == "projected-linear" and is_vector_space(target):
-        return "the projection onto a vector space is the identity: the same as 'linear'"
-    try:
-        make_map(family, source, target)
-    except ValueError as error:
-        return str(error)
-    return ""
+    """Why ``family`` is not fitted for the pair (empty when it is): its refusal or
+    redundancy. ``ValueError`` if the family is not registered."""
+    cls = map_family(family)
+    return cls.refusal(source, target) or cls.redundancy(source, target)
 
 
 def reduction_table(
     models: Mapping[str, LatentVariableModel],
-    families: Sequence[str] | Mapping[tuple[str, str], Sequence[str]] = DEFAULT_FAMILIES,
+    families: Sequence[str] | Mapping[tuple[str, str], Sequence[str]] | None = None,
     progress: bool = True,
     **fit_options: Any,
 ) -> ReductionTable:
@@ -121,9 +121,11 @@ def reduction_table(
     ----------
     models : mapping of str to LatentVariableModel
         The generative models by name (trained VAEs, known generating processes).
-    families : sequence of str, or mapping
-        Families to try for every pair (those that do not fit a pair are recorded in
-        ``skipped``), or per ordered pair ``(source, target)``: the families to try for it.
+    families : sequence of str, or mapping, optional
+        Registered map families to try for every pair (those that refuse a pair, or would
+        repeat another family on it, are recorded in ``skipped``), or per ordered pair
+        ``(source, target)``: the families to try for it. Default:
+        :func:`~manifold_vae.reductors.default_families`.
     progress : bool
         A progress bar over the fits.
     fit_options
@@ -143,14 +145,12 @@ def reduction_table(
     if len(names) < 2:
         raise ValueError(f"models must hold at least two generative models, got {names}")
     pairs = [(s, t) for s in names for t in names if s != t]
+    if families is None:
+        families = default_families()
     per_pair = {
         p: list(families.get(p, ())) if isinstance(families, Mapping) else list(families)
         for p in pairs
     }
-    for chosen in per_pair.values():
-        for family in chosen:
-            if family not in FAMILIES:
-                raise ValueError(f"families must be among {sorted(FAMILIES)}, got {family!r}")
     table = ReductionTable(names)
     jobs = []
     for s, t in pairs:
