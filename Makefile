@@ -38,8 +38,8 @@ lint: $(STAMP)
 	$(PY) -m ruff format --check .
 
 bench: $(STAMP)
-	$(PY) -m distributions.benchmark --out results/bench/distributions.json
-	$(PY) -m manifold_vae.benchmark --out results/bench/vae_step.json
+	$(PY) -m manifold_vae.bench.distributions --out results/bench/distributions.json
+	$(PY) -m manifold_vae.bench.vae_step --out results/bench/vae_step.json
 
 clean:
 	rm -rf $(VENV) results .pytest_cache .hypothesis .ruff_cache *.egg-info

@@ -37,6 +37,7 @@ __all__ = [
     "Truncation",
     "circle_kl_to_uniform",
     "circle_log_density",
+    "circle_log_density_where",
     "circle_log_prob",
     "truncation",
 ]
@@ -186,7 +187,7 @@ def circle_log_density(theta: Tensor, time: Tensor) -> Tensor:
     """
     if theta.device.type == "cpu":
         return _log_density_masked(theta, time)
-    return _log_density_where(theta, time)
+    return circle_log_density_where(theta, time)
 
 
 #: Elements per chunk of the CPU evaluation: small enough that temporaries stay in cache.
@@ -218,8 +219,9 @@ def circle_log_prob(value: Tensor, loc: Tensor, time: Tensor) -> Tensor:
     return torch.cat(parts).reshape(shape)
 
 
-def _log_density_where(theta: Tensor, time: Tensor) -> Tensor:
-    """Both branches on every element, combined by ``torch.where`` (no synchronisation)."""
+def circle_log_density_where(theta: Tensor, time: Tensor) -> Tensor:
+    """:func:`circle_log_density` with both branches on every element, combined by
+    ``torch.where`` (no synchronisation: the path taken on accelerators)."""
     switch, windings, terms = truncation(torch.promote_types(theta.dtype, time.dtype))
     fourier = time > switch
     safe = torch.full_like(time, switch)

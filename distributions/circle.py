@@ -12,12 +12,12 @@ from torch.distributions.utils import broadcast_all
 from . import constraints as mconstraints
 from ._brownian import BrownianTime
 from ._repr import shape_repr
-from ._series import circle_kl_to_uniform, circle_log_prob
+from ._series import circle_kl_to_uniform, circle_log_density_where, circle_log_prob
 from ._summaries import WrappedNormalSummaries
 from ._uniform import ConstantDensity
 from .angles import LOG_2PI, PI, TWO_PI, wrap_angle
 
-__all__ = ["CircleHeatKernel", "CircleUniform"]
+__all__ = ["CircleHeatKernel", "CircleUniform", "circle_log_density_where"]
 
 
 class CircleHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):

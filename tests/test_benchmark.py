@@ -1,4 +1,4 @@
-"""The benchmark (``python -m distributions.benchmark``) on a tiny batch and a reduced grid."""
+"""The distributions benchmark (``python -m manifold_vae.bench.distributions``), small budget."""
 
 from __future__ import annotations
 
@@ -9,7 +9,10 @@ import pytest
 import torch
 
 import distributions
-from distributions import benchmark
+from manifold_vae.bench import distributions as benchmark
+from manifold_vae.bench.circle import TARGETS
+from manifold_vae.bench.reference import MPMATH_MISSING
+from manifold_vae.bench.timing import time_interleaved
 
 #: Accuracy bounds, in units of the dtype's eps (the package promises a few eps; the issue's
 #: float64 target, 1e-12 relative, is 4500 eps).
@@ -40,7 +43,7 @@ def test_throughput_records(record):
     assert seen == {("cpu", d, op) for d in ("float32", "float64") for op in ("log_prob", "sample")}
     for rec in record["throughput"]:
         assert rec["baseline"] in rec["candidates"] and len(rec["candidates"]) >= 2
-        assert rec["target"] == benchmark.TARGETS[rec["operation"]]
+        assert rec["target"] == TARGETS[rec["operation"]]
         for summary in rec["candidates"].values():
             assert len(summary["times_s"]) == 1
             assert summary["best_s"] <= summary["median_s"]
@@ -75,7 +78,7 @@ def test_report_is_printed(record, capsys):
 def test_candidates_are_interleaved():
     calls: list[str] = []
     candidates = {name: (lambda name=name: calls.append(name)) for name in "AB"}
-    times = benchmark.time_interleaved(candidates, 3, torch.device("cpu"))
+    times = time_interleaved(candidates, 3, torch.device("cpu"))
     assert calls == ["A", "B"] + ["A", "B"] * 3  # one warm-up call each, then interleaved
     assert {k: len(v) for k, v in times.items()} == {"A": 3, "B": 3}
 
@@ -85,5 +88,5 @@ def test_accuracy_is_skipped_without_mpmath(monkeypatch):
     monkeypatch.delattr(distributions, "reference", raising=False)
     monkeypatch.setitem(sys.modules, "mpmath", None)
     result = benchmark.run(n=100, repeats=1, dtypes=[torch.float64], devices=[torch.device("cpu")])
-    assert result["accuracy"] == {"available": False, "reason": benchmark._MPMATH_MISSING}
+    assert result["accuracy"] == {"available": False, "reason": MPMATH_MISSING}
     assert "mpmath is not installed" in benchmark.format_report(result)

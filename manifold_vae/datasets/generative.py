@@ -1,4 +1,4 @@
-r"""Known generative processes: a latent manifold, a mean function and Gaussian noise.
+r"""Known generative processes (a latent manifold, a mean function and Gaussian noise) and data.
 
 A :class:`GenerativeModel` is the truth behind a synthetic dataset (thesis Ch. 2, Eq. 2.6):
 
@@ -18,6 +18,9 @@ to the Lebesgue measure on the coordinates. On the circle and the flat tori the 
 uniform on the angles, :math:`p(z) = (2\pi)^{-k}`. So :meth:`GenerativeModel.log_joint` is a
 density with respect to Lebesgue on data times Lebesgue on angle coordinates (the thesis's
 :math:`\mathcal L^D \otimes \mathcal L^k`, e.g. Eqs. 5.2-5.3, 6.6, 11.2).
+
+A :class:`LatentDataset` is data with the latent values that generated it and, where it is known,
+the process: what :meth:`GenerativeModel.sample` and every dataset constructor return.
 """
 
 from __future__ import annotations
@@ -25,7 +28,6 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -33,10 +35,23 @@ from torch.distributions import Distribution, Independent, Normal
 
 from ..manifolds import LatentManifold
 
-if TYPE_CHECKING:
-    from .sinusoids import LatentDataset
+__all__ = ["GenerativeModel", "LatentDataset", "check_n", "check_noise"]
 
-__all__ = ["GenerativeModel"]
+
+def check_n(n: int) -> None:
+    """Raise ValueError unless ``n`` is a positive integer number of datapoints."""
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise ValueError(f"n must be a positive number of datapoints, got {n!r}")
+
+
+def check_noise(noise: float) -> None:
+    r"""Raise ValueError unless ``noise`` is a finite standard deviation :math:`\sigma \ge 0`."""
+    if (
+        isinstance(noise, bool)
+        or not isinstance(noise, (int, float))
+        or not (math.isfinite(noise) and noise >= 0)
+    ):
+        raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
 
 
 @dataclass
@@ -71,12 +86,7 @@ class GenerativeModel:
             raise ValueError(f"latent must be a LatentManifold, got {self.latent!r}")
         if not callable(self.mean):
             raise ValueError(f"mean must be callable, got {self.mean!r}")
-        if (
-            isinstance(self.noise, bool)
-            or not isinstance(self.noise, (int, float))
-            or not (math.isfinite(self.noise) and self.noise >= 0)
-        ):
-            raise ValueError(f"noise must be a finite standard deviation >= 0, got {self.noise!r}")
+        check_noise(self.noise)
         self.noise = float(self.noise)
         shape = tuple(self.data_shape)
         if not shape or not all(
@@ -186,8 +196,7 @@ class GenerativeModel:
         :math:`[-\pi, \pi)`; Euclidean prior: standard normal; the sphere: normalised
         standard normal vectors; products: factor by factor.
         """
-        if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-            raise ValueError(f"n must be a positive integer number of datapoints, got {n!r}")
+        check_n(n)
         try:
             return self.latent.sample_prior(n, generator, dtype)
         except NotImplementedError as error:
@@ -219,8 +228,6 @@ class GenerativeModel:
             ``data`` of shape ``(n, *data_shape)``, ``latent`` of shape ``(n, k)``, ``model``
             this model.
         """
-        from .sinusoids import LatentDataset
-
         if isinstance(seed, bool) or not isinstance(seed, int):
             raise ValueError(f"seed must be an integer, got {seed!r}")
         g = torch.Generator().manual_seed(seed)
@@ -228,3 +235,17 @@ class GenerativeModel:
         eps = torch.randn(n, *self.data_shape, generator=g, dtype=torch.float64)
         x = self.mean(z) + self.noise * eps
         return LatentDataset(x.to(dtype), z.to(dtype), self.name, self)
+
+
+@dataclass
+class LatentDataset:
+    """Data with the true latent values that generated it (and, if known, the process)."""
+
+    #: Datapoints, shape ``(N, *data_shape)``.
+    data: Tensor
+    #: True latent values (phases in ``[-pi, pi)``), shape ``(N, latent_dim)``.
+    latent: Tensor
+    #: A short description for reports.
+    name: str
+    #: The generating process, where it is known (``None`` for real data).
+    model: GenerativeModel | None = None

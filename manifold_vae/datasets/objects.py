@@ -23,9 +23,8 @@ from torch import Tensor
 from distributions.angles import wrap_angle
 
 from ..manifolds import Circle
-from .generative import GenerativeModel
-from .pixel_shift import _check_size, load_grey_image
-from .sinusoids import LatentDataset
+from .generative import GenerativeModel, LatentDataset
+from .pixel_shift import check_size, load_grey_image
 
 __all__ = ["COIL20_URL", "coil20", "render_object", "rotating_object"]
 
@@ -64,7 +63,7 @@ def coil20(
     """
     if isinstance(object_id, bool) or not isinstance(object_id, int) or not 1 <= object_id <= 20:
         raise ValueError(f"object_id must be an integer in 1..20, got {object_id!r}")
-    _check_size(size)
+    check_size(size)
     root = Path(folder)
     if not root.is_dir():
         raise ValueError(

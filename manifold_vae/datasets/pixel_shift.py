@@ -29,10 +29,9 @@ from torch import Tensor
 from distributions.angles import wrap_angle
 
 from ..manifolds import Circle
-from .generative import GenerativeModel
-from .sinusoids import LatentDataset
+from .generative import GenerativeModel, LatentDataset
 
-__all__ = ["default_image_path", "load_grey_image", "pixel_shift", "shift_mean"]
+__all__ = ["check_size", "default_image_path", "load_grey_image", "pixel_shift", "shift_mean"]
 
 #: ITU-R BT.601 luma weights (those of Pillow's ``convert("L")``).
 _LUMA = np.array([0.299, 0.587, 0.114])
@@ -54,7 +53,7 @@ def default_image_path() -> Path:
     )
 
 
-def _check_size(size: int | None) -> None:
+def check_size(size: int | None) -> None:
     if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 2):
         raise ValueError(f"size must be an integer >= 2 or None (keep the size), got {size!r}")
 
@@ -116,7 +115,7 @@ def load_grey_image(image: ImageLike | None = None, size: int | None = 64) -> np
         Resize to ``size x size`` (Pillow, antialiased bilinear; the aspect ratio is not kept);
         ``None`` keeps the size.
     """
-    _check_size(size)
+    check_size(size)
     if image is None:
         image = default_image_path()
     if isinstance(image, (str, os.PathLike)):

@@ -16,17 +16,15 @@ frequency-domain benchmark is :math:`x' = (\sin\varphi, \cos\varphi) + \sigma\va
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 from functools import partial
 
 import torch
 from torch import Tensor
 
 from ..manifolds import Circle
-from .generative import GenerativeModel
+from .generative import GenerativeModel, LatentDataset, check_n, check_noise
 
 __all__ = [
-    "LatentDataset",
     "frequency_mean",
     "sinusoid_frequency_model",
     "sinusoid_mean",
@@ -39,37 +37,9 @@ __all__ = [
 ]
 
 
-@dataclass
-class LatentDataset:
-    """Data with the true latent values that generated it (and, if known, the process)."""
-
-    #: Datapoints, shape ``(N, *data_shape)``.
-    data: Tensor
-    #: True latent values (phases in ``[-pi, pi)``), shape ``(N, latent_dim)``.
-    latent: Tensor
-    #: A short description for reports.
-    name: str
-    #: The generating process, where it is known (``None`` for real data).
-    model: GenerativeModel | None = None
-
-
 def _check_dim(dim: int) -> None:
     if isinstance(dim, bool) or not isinstance(dim, int) or dim < 2:
         raise ValueError(f"dim must be an integer >= 2, got {dim!r}")
-
-
-def _check_n(n: int) -> None:
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
-        raise ValueError(f"n must be a positive number of datapoints, got {n!r}")
-
-
-def _check_noise(noise: float) -> None:
-    if (
-        isinstance(noise, bool)
-        or not isinstance(noise, (int, float))
-        or not (math.isfinite(noise) and noise >= 0)
-    ):
-        raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
 
 
 def sinusoid_mean(phase: Tensor, dim: int = 25) -> Tensor:
@@ -90,7 +60,7 @@ def sinusoid_model(dim: int = 25, noise: float = 0.1) -> GenerativeModel:
     \exp(-\lVert x - F(\varphi)\rVert^2 / 2\sigma^2)`, latent ``Circle()``, data shape ``(D,)``.
     """
     _check_dim(dim)
-    _check_noise(noise)
+    check_noise(noise)
     return GenerativeModel(
         Circle(), partial(_sinusoid_model_mean, dim=dim), noise, (dim,), f"X_{noise:g} (D={dim})"
     )
@@ -123,8 +93,8 @@ def sinusoids(
     LatentDataset
         ``data`` ``(n, D)``, ``latent`` ``(n, 1)``, ``model`` :func:`sinusoid_model`.
     """
-    _check_n(n)
-    _check_noise(noise)
+    check_n(n)
+    check_noise(noise)
     model = sinusoid_model(dim, noise)
     g = torch.Generator().manual_seed(seed)
     phase = (torch.rand(n, generator=g, dtype=torch.float64) * 2.0 - 1.0) * math.pi
@@ -134,7 +104,7 @@ def sinusoids(
 
 def _regular_phases(n: int) -> Tensor:
     r"""The regular partition :math:`\{-\pi + 2\pi i / n\}_{i=0}^{n-1}` (Eq. 5.4), float64."""
-    _check_n(n)
+    check_n(n)
     return -math.pi + 2.0 * math.pi * torch.arange(n, dtype=torch.float64) / n
 
 
@@ -223,7 +193,7 @@ def sinusoid_frequency_model(noise: float = 0.1) -> GenerativeModel:
     :math:`p(x', \varphi) = \frac{1}{4\pi^2\sigma^2}
     \exp(-\lVert x' - (\sin\varphi, \cos\varphi)\rVert^2 / 2\sigma^2)`.
     """
-    _check_noise(noise)
+    check_noise(noise)
     return GenerativeModel(Circle(), frequency_mean, noise, (2,), f"X'_{noise:g}")
 
 
@@ -253,7 +223,7 @@ def sinusoids_frequency(
     LatentDataset
         ``data`` ``(n, 2)``, ``latent`` ``(n, 1)``, ``model`` :func:`sinusoid_frequency_model`.
     """
-    _check_n(n)
+    check_n(n)
     return sinusoid_frequency_model(noise).sample(n, seed=seed, dtype=dtype)
 
 

@@ -23,8 +23,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds import Sphere
-from .generative import GenerativeModel
-from .sinusoids import LatentDataset, _check_n, _check_noise
+from .generative import GenerativeModel, LatentDataset, check_n, check_noise
 
 __all__ = ["fibonacci_sphere", "sensor_mean", "sensor_model", "spherical_sensors"]
 
@@ -88,7 +87,7 @@ def sensor_model(
     if isinstance(sensors, bool) or not isinstance(sensors, int) or sensors < 4:
         raise ValueError(f"sensors must be an integer >= 4, got {sensors!r}")
     kappa = _check_concentration(concentration)
-    _check_noise(noise)
+    check_noise(noise)
     noise = float(noise)
     directions = fibonacci_sphere(sensors)
 
@@ -120,5 +119,5 @@ def spherical_sensors(
     dtype : torch.dtype
         Of the returned tensors.
     """
-    _check_n(n)
+    check_n(n)
     return sensor_model(sensors, concentration, noise).sample(n, seed=seed, dtype=dtype)

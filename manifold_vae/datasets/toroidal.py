@@ -27,8 +27,7 @@ import torch
 from torch import Tensor
 
 from ..manifolds import FlatTorus
-from .generative import GenerativeModel
-from .sinusoids import LatentDataset, _check_n, _check_noise
+from .generative import GenerativeModel, LatentDataset, check_n, check_noise
 
 __all__ = ["toroidal", "toroidal_grid", "toroidal_mean", "toroidal_model"]
 
@@ -86,7 +85,7 @@ def toroidal_model(dim: int = 25, noise: float = 0.0, layout: str = "meshgrid") 
     :math:`\mathcal L^{D \times D} \otimes \mathcal L^2`.
     """
     _check(dim, layout)
-    _check_noise(noise)
+    check_noise(noise)
     name = f"T_{noise:g} (D={dim}, {layout})"
     return GenerativeModel(
         FlatTorus(2), partial(toroidal_mean, dim=dim, layout=layout), noise, (dim, dim), name
@@ -123,7 +122,7 @@ def toroidal(
     LatentDataset
         ``data`` ``(n, D, D)``, ``latent`` ``(n, 2)`` in :math:`[-\pi, \pi)`, the model.
     """
-    _check_n(n)
+    check_n(n)
     return toroidal_model(dim, noise, layout).sample(n, seed=seed, dtype=dtype)
 
 

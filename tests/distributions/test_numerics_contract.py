@@ -14,7 +14,7 @@ from torch.autograd import gradcheck
 from torch.distributions import kl_divergence
 
 import distributions as D
-from distributions._series import SWITCH_TIME, _log_density_masked, _log_density_where
+from distributions._series import SWITCH_TIME, _log_density_masked, circle_log_density_where
 from distributions.angles import wrap_angle
 from distributions.testing import circle_heat_kernels, torus_heat_kernels
 from tests.distributions.registry import EXAMPLES
@@ -273,7 +273,7 @@ def test_series_paths_agree_exactly(dtype):
     theta, time = _random_inputs(dtype)
     assert (time > SWITCH_TIME).any() and (time <= SWITCH_TIME).any()
     masked = _log_density_masked(theta, time)
-    where = _log_density_where(theta, time)
+    where = circle_log_density_where(theta, time)
     assert torch.equal(masked, where)
     assert _finite(masked)
 
@@ -281,7 +281,7 @@ def test_series_paths_agree_exactly(dtype):
 def test_series_paths_have_equal_gradients(dtype):
     theta, time = _random_inputs(dtype)
     grads = []
-    for path in (_log_density_masked, _log_density_where):
+    for path in (_log_density_masked, circle_log_density_where):
         th, t = theta.clone().requires_grad_(True), time.clone().requires_grad_(True)
         grads.append(torch.autograd.grad(path(th, t).sum(), (th, t)))
     (g_theta_m, g_time_m), (g_theta_w, g_time_w) = grads
@@ -295,4 +295,4 @@ def test_series_paths_broadcast_alike():
     time = torch.tensor([1e-3, 0.5, SWITCH_TIME, 2.0, 1e3], dtype=torch.float64)
     masked = _log_density_masked(theta, time)
     assert masked.shape == (7, 5)
-    assert torch.equal(masked, _log_density_where(theta, time))
+    assert torch.equal(masked, circle_log_density_where(theta, time))

@@ -13,15 +13,11 @@ from torch.distributions import Distribution
 import distributions as D
 from tests.distributions.registry import EXAMPLES, PUBLIC_DISTRIBUTIONS
 
-# Public submodules that define no distribution and are not worth importing here.
-_SKIP_MODULES = {"benchmark"}
-
-
 def _public_submodule_distributions() -> set[type]:
     """Distribution classes named in the ``__all__`` of any public submodule of the package."""
     found = set()
     for info in pkgutil.iter_modules(D.__path__):
-        if info.name.startswith("_") or info.name in _SKIP_MODULES:
+        if info.name.startswith("_"):
             continue
         module = importlib.import_module(f"distributions.{info.name}")
         for name in getattr(module, "__all__", []):

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from manifold_vae.benchmark import main
+from manifold_vae.bench.vae_step import main
 
 
 def test_vae_step_benchmark_writes_ratios(tmp_path, capsys):

@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 import subprocess
 import sys
-import time
 
 import numpy as np
 import pytest
@@ -440,14 +439,11 @@ def test_coil20_errors(tmp_path):
 
 @pytest.fixture(scope="module")
 def rotating():
-    start = time.perf_counter()
-    ds = rotating_object(dtype=torch.float64)
-    return ds, time.perf_counter() - start
+    return rotating_object(dtype=torch.float64)
 
 
-def test_rotating_object_shape_range_and_speed(rotating):
-    ds, seconds = rotating
-    assert seconds < 2.0
+def test_rotating_object_shape_and_range(rotating):
+    ds = rotating
     assert ds.data.shape == (72, 64, 64) and ds.latent.shape == (72, 1)
     assert ds.data.min() >= 0 and ds.data.max() <= 1
     assert (ds.data[:, 0, 0] == 0).all()  # black background
@@ -461,7 +457,7 @@ def test_rotating_object_shape_range_and_speed(rotating):
 
 
 def test_rotating_object_is_deterministic_and_its_model_renders_it(rotating):
-    ds, _ = rotating
+    ds = rotating
     again = rotating_object(n_angles=12, size=64, dtype=torch.float64)
     assert torch.equal(again.data, rotating_object(n_angles=12, size=64, dtype=torch.float64).data)
     # The same views as every 6th of 72 (angles equal up to rounding).
@@ -471,7 +467,7 @@ def test_rotating_object_is_deterministic_and_its_model_renders_it(rotating):
 
 
 def test_rotating_object_geometry(rotating):
-    ds, _ = rotating
+    ds = rotating
     flat = ds.data.reshape(72, -1)
     dist = torch.cdist(flat, flat)
     opposite = dist[torch.arange(72), (torch.arange(72) + 36) % 72]

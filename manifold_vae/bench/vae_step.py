@@ -1,6 +1,6 @@
 """Training benchmarks: what a latent manifold and the Pyro path cost per step; ensemble speedup.
 
-``python -m manifold_vae.benchmark [--batch-size 64] [--steps 200] [--repeats 5]
+``python -m manifold_vae.bench.vae_step [--batch-size 64] [--steps 200] [--repeats 5]
 [--ensemble-n 10000] [--ensemble-epochs 3] [--threads T] [--quick] [--out F.json]``
 
 Times one optimisation step (forward, backward, Adam) of VAEs of the same size on the
@@ -27,17 +27,21 @@ import time
 from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import torch
 
-from distributions.benchmark import time_interleaved
+from .timing import time_interleaved
+
+if TYPE_CHECKING:
+    from ..manifolds import LatentManifold
 
 __all__ = ["ensemble_speedup", "main", "run"]
 
 
-def _plain_step(latent, data: torch.Tensor) -> Callable[[], None]:
-    from .likelihoods import Gaussian
-    from .vae import VAE
+def _plain_step(latent: LatentManifold, data: torch.Tensor) -> Callable[[], None]:
+    from ..likelihoods import Gaussian
+    from ..vae import VAE
 
     vae = VAE(latent, tuple(data.shape[1:]), Gaussian(0.1))
     optimizer = torch.optim.Adam(vae.parameters(), lr=1e-3)
@@ -51,13 +55,13 @@ def _plain_step(latent, data: torch.Tensor) -> Callable[[], None]:
     return step
 
 
-def _pyro_step(latent, data: torch.Tensor) -> Callable[[], None]:
+def _pyro_step(latent: LatentManifold, data: torch.Tensor) -> Callable[[], None]:
     import pyro
     from pyro.infer import SVI, TraceMeanField_ELBO
     from pyro.optim import Adam
 
-    from .likelihoods import Gaussian
-    from .vae import VAE
+    from ..likelihoods import Gaussian
+    from ..vae import VAE
 
     pyro.clear_param_store()
     vae = VAE(latent, tuple(data.shape[1:]), Gaussian(0.1))
@@ -77,8 +81,8 @@ def _repeat(step: Callable[[], object], steps: int) -> Callable[[], None]:
 
 def run(batch_size: int = 64, steps: int = 200, repeats: int = 5, seed: int = 0) -> dict:
     """Median milliseconds per step of each candidate and the ratios; see the module docstring."""
-    from .datasets import sinusoids
-    from .manifolds import Circle, CliffordTorus, Euclidean
+    from ..datasets import sinusoids
+    from ..manifolds import Circle, CliffordTorus, Euclidean
 
     with torch.random.fork_rng():
         torch.manual_seed(seed)
@@ -112,10 +116,10 @@ def _table_5_1_grid(
     n: int, repetitions: int, seed: int
 ) -> tuple[list, list[torch.Tensor], list[int], list[str]]:
     """The 45 models of Table 5.1: datasets x sigma_X x repetitions (fresh initialisations)."""
-    from .datasets import sinusoids
-    from .likelihoods import Gaussian
-    from .manifolds import Euclidean
-    from .vae import VAE
+    from ..datasets import sinusoids
+    from ..likelihoods import Gaussian
+    from ..manifolds import Euclidean
+    from ..vae import VAE
 
     vaes, data, seeds, labels = [], [], [], []
     with torch.random.fork_rng():
@@ -167,8 +171,8 @@ def ensemble_speedup(
         (sequential over ensemble) and ``max_parameter_difference`` (largest absolute
         difference of any trained parameter between the two paths: rounding only).
     """
-    from .ensemble import fit_ensemble
-    from .training import fit
+    from ..ensemble import fit_ensemble
+    from ..training import fit
 
     if min(n, epochs, batch_size, repetitions) < 1:
         raise ValueError(
@@ -246,7 +250,15 @@ QUICK = {
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m manifold_vae.benchmark", description=__doc__)
+    """Command-line entry point; returns the exit status (argument errors exit with 2).
+
+    Parameters
+    ----------
+    argv : sequence of str, optional
+        Arguments without the program name (default: ``sys.argv[1:]``).
+    """
+    prog = "python -m manifold_vae.bench.vae_step"
+    parser = argparse.ArgumentParser(prog=prog, description=__doc__)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--steps", type=int, default=200, help="steps per timed block")
     parser.add_argument("--repeats", type=int, default=5, help="interleaved blocks per model")

@@ -1,4 +1,7 @@
-r"""The sphere part of :mod:`distributions.benchmark`: throughput and accuracy of SphereHeatKernel.
+r"""The sphere heat kernel: speed against Pyro's ProjectedNormal, accuracy against mpmath.
+
+Part of ``python -m manifold_vae.bench.distributions``
+(:mod:`manifold_vae.bench.distributions`).
 
 Throughput of ``SphereHeatKernel.log_prob`` and ``rsample`` against Pyro's ``ProjectedNormal``
 (the other distribution on :math:`S^2` with a closed-form density), with concentration
@@ -18,8 +21,12 @@ import torch
 from pyro.distributions import ProjectedNormal
 from torch import Tensor
 from torch.distributions import kl_divergence
+from torch.nn.functional import normalize
 
-from .sphere import SphereHeatKernel, SphereUniform, _unit
+from distributions import SphereHeatKernel, SphereUniform
+
+from .reference import reference_value
+from .timing import time_groups
 
 __all__ = ["SPHERE_TIME_RANGE", "measure_sphere", "sphere_lines"]
 
@@ -33,8 +40,8 @@ def _inputs(n: int, dtype: torch.dtype, device: torch.device, seed: int) -> dict
     gen = torch.Generator().manual_seed(seed)
     lo, hi = (math.log(t) for t in SPHERE_TIME_RANGE)
     time = torch.exp(lo + (hi - lo) * torch.rand(n, generator=gen, dtype=torch.float64))
-    loc = _unit(torch.randn(n, 3, generator=gen, dtype=torch.float64))
-    value = _unit(torch.randn(n, 3, generator=gen, dtype=torch.float64))
+    loc = normalize(torch.randn(n, 3, generator=gen, dtype=torch.float64), dim=-1)
+    value = normalize(torch.randn(n, 3, generator=gen, dtype=torch.float64), dim=-1)
     out = {"value": value, "loc": loc, "time": time}
     return {k: v.to(dtype=dtype, device=device) for k, v in out.items()}
 
@@ -42,8 +49,6 @@ def _inputs(n: int, dtype: torch.dtype, device: torch.device, seed: int) -> dict
 def _throughput(
     n: int, repeats: int, dtype: torch.dtype, device: torch.device, seed: int
 ) -> list[dict[str, Any]]:
-    from .benchmark import time_groups
-
     x = _inputs(n, dtype, device, seed)
     value, loc, time = x["value"], x["loc"], x["time"]
     concentration = loc / torch.sqrt(2.0 * time).unsqueeze(-1)
@@ -79,15 +84,15 @@ def _log_prob_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
     The reference is taken at the exact angle between the value and the location as
     represented in ``dtype`` (computed in mpmath), so the error is that of the evaluation.
     """
-    from . import reference
+    from distributions import reference
 
     if quick:  # seconds, not minutes: the small-time reference is an adaptive quadrature
         times, angles = [1e-3, 0.3, 30.0], [0.0, 1.5, 3.1, math.pi]
     else:
         times = [10.0 ** (-6 + i) for i in range(10)]
         angles = [0.0, 1e-3, 0.5, 1.5, 2.5, 3.1, math.pi - 1e-6, math.pi]
-    loc64 = _unit(torch.tensor([2.0, -1.0, 2.0], dtype=torch.float64))
-    tangent = _unit(torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64))
+    loc64 = normalize(torch.tensor([2.0, -1.0, 2.0], dtype=torch.float64), dim=-1)
+    tangent = normalize(torch.tensor([1.0, 2.0, 0.0], dtype=torch.float64), dim=-1)
     theta = torch.tensor(angles, dtype=torch.float64).unsqueeze(-1)
     value = (torch.cos(theta) * loc64 + torch.sin(theta) * tangent).to(dtype)
     loc = loc64.to(dtype)
@@ -113,11 +118,11 @@ def _log_prob_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
 
 
 def _kl_accuracy(dtype: torch.dtype, quick: bool) -> dict[str, Any]:
-    from .benchmark import _reference
-
     kl_times = _KL_TIMES[1::3] if quick else _KL_TIMES
     times = torch.tensor(kl_times, dtype=torch.float64).to(torch.float32).double().tolist()
-    ref = torch.tensor([_reference("sphere_kl_to_uniform", t) for t in times], dtype=torch.float64)
+    ref = torch.tensor(
+        [reference_value("sphere_kl_to_uniform", t) for t in times], dtype=torch.float64
+    )
     time = torch.tensor(times, dtype=dtype)
     loc = torch.tensor([0.0, 0.0, 1.0], dtype=dtype)
     kl = kl_divergence(SphereHeatKernel(loc, time), SphereUniform(dtype=dtype)).double()
@@ -149,7 +154,7 @@ def measure_sphere(
         out["accuracy"] = {"available": False, "reason": "skipped"}
         return out
     try:
-        from . import reference  # noqa: F401
+        from distributions import reference  # noqa: F401
     except ImportError:
         out["accuracy"] = {"available": False, "reason": "mpmath is not installed"}
         return out

@@ -1,58 +1,49 @@
-r"""Benchmark of the circle heat kernel: speed against torch's von Mises, accuracy against mpmath.
+r"""The circle heat kernel: speed against torch's von Mises, accuracy against mpmath.
 
-The sphere heat kernel is measured too, against Pyro's ``ProjectedNormal``
-(:mod:`distributions._sphere_benchmark`).
-
-Run ``python -m distributions.benchmark --help``. In one run it measures, on batches of ``n``
-elements with per-element random parameters (``loc`` uniform, ``time`` log-uniform on
-``TIME_RANGE``, the von Mises ``concentration = 1 / (2 time)`` matched to the same spread):
+Part of ``python -m manifold_vae.bench.distributions``
+(:mod:`manifold_vae.bench.distributions`). On batches of ``n`` elements with per-element random
+parameters (``loc`` uniform, ``time`` log-uniform on :data:`TIME_RANGE`, the von Mises
+``concentration = 1 / (2 time)`` matched to the same spread) it times
 
 * ``CircleHeatKernel.log_prob`` (and its ``torch.where`` path, the one used on CUDA) against
   ``torch.distributions.VonMises.log_prob``;
 * ``CircleHeatKernel.rsample`` against ``VonMises.sample`` (a rejection sampler);
-* the error of ``log_prob``, of the KL to the uniform distribution and of the KL between two
-  kernels against the mpmath references of :mod:`distributions.reference` (skipped, with a
-  message, when mpmath is not installed).
 
-Timed candidates are interleaved (A B C A B C ...) so that a noisy machine slows them alike;
-the report gives the median and the best of the repeats and the throughput ratios to the
-baseline measured in the same run. CUDA is timed too when available (synchronised).
+and measures the error of ``log_prob``, of the KL to the uniform distribution and of the KL
+between two kernels against the mpmath references of :mod:`distributions.reference` (skipped,
+with a message, when mpmath is not installed).
 """
 
 from __future__ import annotations
 
-import argparse
-import datetime
-import functools
-import json
 import math
-import platform
-import statistics
-import sys
-import time as _time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any
 
 import torch
 from torch import Tensor
 from torch.distributions import VonMises, kl_divergence
 
-from ._series import _log_density_where
-from ._sphere_benchmark import measure_sphere, sphere_lines
-from .angles import PI, wrap_angle
-from .circle import CircleHeatKernel
+from distributions import CircleHeatKernel, CircleUniform
+from distributions.angles import PI, wrap_angle
+from distributions.circle import circle_log_density_where
+
+from .reference import MPMATH_MISSING, reference_value
+from .timing import time_groups
 
 __all__ = [
+    "KL_CASES",
+    "LOG_PROB_TOLERANCE",
     "TARGETS",
     "TIME_RANGE",
-    "format_report",
+    "WHERE_PATH",
+    "accuracy_lines",
+    "kl_heat_heat_accuracy",
+    "kl_to_uniform_accuracy",
     "log_prob_accuracy",
-    "main",
     "measure_accuracy",
     "measure_throughput",
-    "run",
-    "time_interleaved",
+    "throughput_lines",
 ]
 
 #: Diffusion times of the throughput batches, log-uniform (both series are exercised).
@@ -69,56 +60,13 @@ KL_CASES = (
     (0.0, 1e-5, 3.0, 1e-4),
 )
 
-_DTYPES = {"float32": torch.float32, "float64": torch.float64}
 #: The branch-free evaluation that CUDA uses, timed for information (no target on the CPU:
 #: there ``log_prob`` takes the per-element path).
-_WHERE_PATH = "log_prob, torch.where path"
-_MPMATH_MISSING = "mpmath is not installed (pip install 'manifold-vae[dev]'): accuracy skipped"
+WHERE_PATH = "log_prob, torch.where path"
 
 
 # ---------------------------------------------------------------------------------------------
 # Throughput
-
-
-def _synchronize(device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.synchronize(device)
-
-
-def _time_once(fn: Callable[[], object], device: torch.device) -> float:
-    _synchronize(device)
-    start = _time.perf_counter()
-    fn()
-    _synchronize(device)
-    return _time.perf_counter() - start
-
-
-def time_interleaved(
-    candidates: dict[str, Callable[[], object]], repeats: int, device: torch.device
-) -> dict[str, list[float]]:
-    """Wall times of each candidate, interleaved A B C A B C ... after one warm-up call each.
-
-    Parameters
-    ----------
-    candidates : dict of str to callable
-        Functions without arguments, each doing the work once.
-    repeats : int
-        Timed calls of each candidate.
-    device : torch.device
-        Synchronised around each call when it is a CUDA device.
-
-    Returns
-    -------
-    dict of str to list of float
-        Seconds per call, in the order of the repeats.
-    """
-    for fn in candidates.values():
-        _time_once(fn, device)
-    times: dict[str, list[float]] = {name: [] for name in candidates}
-    for _ in range(repeats):
-        for name, fn in candidates.items():
-            times[name].append(_time_once(fn, device))
-    return times
 
 
 def _inputs(n: int, dtype: torch.dtype, device: torch.device, seed: int) -> dict[str, Tensor]:
@@ -145,29 +93,13 @@ def _candidates(x: dict[str, Tensor]) -> dict[str, tuple[str, dict[str, Callable
     log_prob = {
         "VonMises.log_prob": lambda: von_mises().log_prob(value),
         "CircleHeatKernel.log_prob": lambda: heat().log_prob(value),
-        _WHERE_PATH: lambda: _log_density_where(wrap_angle(value - loc), time),
+        WHERE_PATH: lambda: circle_log_density_where(wrap_angle(value - loc), time),
     }
     sample = {
         "VonMises.sample": lambda: von_mises().sample(),
         "CircleHeatKernel.rsample": lambda: heat().rsample(),
     }
     return {"log_prob": ("VonMises.log_prob", log_prob), "sample": ("VonMises.sample", sample)}
-
-
-def _summary(times: list[float], baseline: list[float], n: int) -> dict[str, Any]:
-    median, best = statistics.median(times), min(times)
-    base_median, base_best = statistics.median(baseline), min(baseline)
-    paired = statistics.median(b / t for b, t in zip(baseline, times, strict=True))
-    return {
-        "times_s": times,
-        "median_s": median,
-        "best_s": best,
-        "median_melem_per_s": n / median / 1e6,
-        "best_melem_per_s": n / best / 1e6,
-        "ratio_median": base_median / median,
-        "ratio_best": base_best / best,
-        "ratio_paired_median": paired,
-    }
 
 
 def measure_throughput(
@@ -187,39 +119,6 @@ def measure_throughput(
     records = time_groups(_candidates(x), n, repeats, dtype, device, seed)
     for record in records:
         record["target"] = TARGETS[record["operation"]]
-    return records
-
-
-def time_groups(
-    groups: dict[str, tuple[str, dict[str, Any]]],
-    n: int,
-    repeats: int,
-    dtype: torch.dtype,
-    device: torch.device,
-    seed: int = 0,
-) -> list[dict[str, Any]]:
-    """Time each operation's candidates against its baseline, in a forked, seeded RNG.
-
-    ``groups`` maps an operation to ``(baseline name, {candidate name: function})``; the
-    functions work on ``n`` elements. Returns one record per operation: ``device``, ``dtype``,
-    ``operation``, ``baseline`` and, per candidate, the times and the throughput ratios to the
-    baseline (the caller's RNG state is unchanged).
-    """
-    records = []
-    rng_devices = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=rng_devices), torch.no_grad():
-        torch.manual_seed(seed)
-        for operation, (baseline, fns) in groups.items():
-            times = time_interleaved(fns, repeats, device)
-            records.append(
-                {
-                    "device": str(device),
-                    "dtype": str(dtype).removeprefix("torch."),
-                    "operation": operation,
-                    "baseline": baseline,
-                    "candidates": {k: _summary(v, times[baseline], n) for k, v in times.items()},
-                }
-            )
     return records
 
 
@@ -245,14 +144,6 @@ def _as_floats(values: Sequence[float], dtype: torch.dtype) -> list[float]:
     return torch.tensor(values, dtype=torch.float64).to(dtype).double().tolist()
 
 
-@functools.cache
-def _reference(name: str, *args: float) -> float:
-    """A cached mpmath reference value (the KL grids are shared by both dtypes)."""
-    from . import reference
-
-    return float(getattr(reference, name)(*args))
-
-
 def log_prob_accuracy(
     dtype: torch.dtype, times: Sequence[float], angles: Sequence[float], locs: Sequence[float]
 ) -> dict[str, Any]:
@@ -262,7 +153,7 @@ def log_prob_accuracy(
     value and the location as represented in ``dtype``, so the error is that of the evaluation.
     The ``torch.where`` path (used on CUDA) is measured on the same grid.
     """
-    from . import reference
+    from distributions import reference
 
     mp = reference.mp
     grid = [(t, a, m) for t in times for a in angles for m in locs]
@@ -279,7 +170,7 @@ def log_prob_accuracy(
     out: dict[str, Any] = {"eps": torch.finfo(dtype).eps, "points": len(grid)}
     with torch.no_grad():
         impl = CircleHeatKernel(loc, time, validate_args=False).log_prob(value)
-        where = _log_density_where(wrap_angle(value - loc), time)
+        where = circle_log_density_where(wrap_angle(value - loc), time)
     for key, result in (("", impl), ("where_", where)):
         err = (result.double() - ref_t).abs() / scale
         i = int(err.argmax())
@@ -298,11 +189,11 @@ def kl_to_uniform_accuracy(dtype: torch.dtype, times: Sequence[float]) -> dict[s
     Times are rounded to float32 (so both dtypes share the reference values); those at which
     the KL (about ``exp(-2 time)``) would underflow the dtype are left out.
     """
-    from .circle import CircleUniform
-
     tiny = torch.finfo(dtype).tiny
     kept = [t for t in _as_floats(times, torch.float32) if -2 * t >= math.log(tiny)]
-    ref = torch.tensor([_reference("circle_kl_to_uniform", t) for t in kept], dtype=torch.float64)
+    ref = torch.tensor(
+        [reference_value("circle_kl_to_uniform", t) for t in kept], dtype=torch.float64
+    )
     time = torch.tensor(kept, dtype=dtype)
     kl = kl_divergence(CircleHeatKernel(torch.zeros_like(time), time), CircleUniform())
     rel = ((kl.double() - ref).abs() / ref) / torch.finfo(dtype).eps
@@ -327,7 +218,7 @@ def kl_heat_heat_accuracy(
     p = CircleHeatKernel(params[:, 0], params[:, 1])
     q = CircleHeatKernel(params[:, 2], params[:, 3])
     kl = kl_divergence(p, q).double()
-    ref = torch.tensor([_reference("circle_kl", *c) for c in cases], dtype=torch.float64)
+    ref = torch.tensor([reference_value("circle_kl", *c) for c in cases], dtype=torch.float64)
     err = (kl - ref).abs() / ref.abs().clamp(min=1.0) / torch.finfo(dtype).eps
     return {"max_error_eps": float(err.max()), "errors_eps": err.tolist()}
 
@@ -335,9 +226,9 @@ def kl_heat_heat_accuracy(
 def measure_accuracy(dtypes: Sequence[torch.dtype], quick: bool = False) -> dict[str, Any]:
     """All accuracy measurements, or ``{"available": False, "reason": ...}`` without mpmath."""
     try:
-        from . import reference
+        from distributions import reference
     except ImportError:
-        return {"available": False, "reason": _MPMATH_MISSING}
+        return {"available": False, "reason": MPMATH_MISSING}
     g = _grids(quick)
     out: dict[str, Any] = {
         "available": True,
@@ -359,7 +250,8 @@ def measure_accuracy(dtypes: Sequence[torch.dtype], quick: bool = False) -> dict
 # Report
 
 
-def _throughput_lines(records: list[dict[str, Any]], n: int, repeats: int) -> list[str]:
+def throughput_lines(records: list[dict[str, Any]], n: int, repeats: int) -> list[str]:
+    """The report's throughput table of :func:`measure_throughput` records (``n`` elements)."""
     head = (
         f"{'device':<7}{'dtype':<9}{'operation':<29}{'median ms':>10}{'best ms':>9}"
         f"{'Melem/s':>9}  {'x baseline (median/best)':<25}target"
@@ -378,7 +270,7 @@ def _throughput_lines(records: list[dict[str, Any]], n: int, repeats: int) -> li
             target = f">={rec['target']:g} {ok}"
             if is_base:
                 target = ""
-            elif name == _WHERE_PATH and rec["device"] == "cpu":
+            elif name == WHERE_PATH and rec["device"] == "cpu":
                 target = "(CUDA code path, for information)"
             row = (
                 f"{rec['device']:<7}{rec['dtype']:<9}{name:<29}{1e3 * s['median_s']:>10.2f}"
@@ -388,7 +280,8 @@ def _throughput_lines(records: list[dict[str, Any]], n: int, repeats: int) -> li
     return lines
 
 
-def _accuracy_lines(acc: dict[str, Any]) -> list[str]:
+def accuracy_lines(acc: dict[str, Any]) -> list[str]:
+    """The report's accuracy lines of a :func:`measure_accuracy` result."""
     if not acc.get("available"):
         return [f"Accuracy: {acc.get('reason', 'not measured')}"]
     g = acc["grid"]
@@ -416,136 +309,3 @@ def _accuracy_lines(acc: dict[str, Any]) -> list[str]:
         per_case = ", ".join(f"{e:.2f}" for e in r["errors_eps"])
         lines.append(f"  {name}: {r['max_error_eps']:.2f} eps (cases: {per_case})")
     return lines
-
-
-def format_report(result: dict[str, Any]) -> str:
-    """The human-readable table of a :func:`run` result."""
-    lines = [f"distributions benchmark, torch {result['torch_version']}, {result['timestamp']}"]
-    lines += _throughput_lines(result["throughput"], result["n"], result["repeats"])
-    lines.append("")
-    lines += _accuracy_lines(result["accuracy"])
-    if "sphere" in result:
-        lines += ["", *sphere_lines(result["sphere"])]
-    return "\n".join(lines)
-
-
-# ---------------------------------------------------------------------------------------------
-# Entry point
-
-
-def run(
-    n: int = 10**6,
-    repeats: int = 5,
-    dtypes: Sequence[torch.dtype] = (torch.float32, torch.float64),
-    devices: Sequence[torch.device] | None = None,
-    accuracy: bool = True,
-    quick: bool = False,
-    seed: int = 0,
-) -> dict[str, Any]:
-    """Measure throughput on every device and dtype, then accuracy; return the JSON record."""
-    if devices is None:
-        devices = [torch.device("cpu")]
-        if torch.cuda.is_available():
-            devices.append(torch.device("cuda"))
-    result: dict[str, Any] = {
-        "benchmark": "distributions.CircleHeatKernel vs torch.distributions.VonMises",
-        "timestamp": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "torch_version": torch.__version__,
-        "python_version": platform.python_version(),
-        "platform": platform.platform(),
-        "num_threads": torch.get_num_threads(),
-        "devices": [str(d) for d in devices],
-        "device_names": [_device_name(d) for d in devices],
-        "dtypes": [str(d).removeprefix("torch.") for d in dtypes],
-        "n": n,
-        "repeats": repeats,
-        "seed": seed,
-        "time_range": list(TIME_RANGE),
-        "targets": TARGETS,
-        "throughput": [
-            rec
-            for device in devices
-            for dtype in dtypes
-            for rec in measure_throughput(n, repeats, dtype, device, seed)
-        ],
-    }
-    result["accuracy"] = (
-        measure_accuracy(dtypes, quick) if accuracy else {"available": False, "reason": "skipped"}
-    )
-    # the sphere's small-time log_prob is a 28-node quadrature: a smaller batch
-    result["sphere"] = measure_sphere(
-        max(n // 20, 1), repeats, dtypes, devices, accuracy, quick, seed
-    )
-    return result
-
-
-def _device_name(device: torch.device) -> str:
-    if device.type == "cuda":
-        return torch.cuda.get_device_name(device)
-    return platform.processor() or platform.machine()
-
-
-def _parser(prog: str | None = None) -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog=prog or "python -m distributions.benchmark",
-        description="Throughput of CircleHeatKernel against torch's VonMises and accuracy "
-        "against mpmath; prints a table and optionally writes JSON.",
-    )
-    parser.add_argument("--n", type=int, default=10**6, help="elements per batch (10^6)")
-    parser.add_argument("--repeats", type=int, default=5, help="timed calls per candidate (5)")
-    parser.add_argument("--out", type=Path, default=None, help="write the JSON record here")
-    parser.add_argument("--dtype", choices=["float32", "float64", "both"], default="both")
-    parser.add_argument(
-        "--device",
-        choices=["auto", "cpu", "cuda"],
-        default="auto",
-        help="auto: the CPU, and CUDA when available",
-    )
-    parser.add_argument("--quick", action="store_true", help="a reduced accuracy grid")
-    parser.add_argument("--no-accuracy", action="store_true", help="skip the mpmath part")
-    parser.add_argument("--seed", type=int, default=0)
-    return parser
-
-
-def _devices(choice: str, parser: argparse.ArgumentParser) -> list[torch.device] | None:
-    if choice == "auto":
-        return None
-    if choice == "cuda" and not torch.cuda.is_available():
-        parser.error("--device cuda: CUDA is not available to torch")
-    return [torch.device(choice)]
-
-
-def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
-    """Command-line entry point; returns the exit status (argument errors exit with 2).
-
-    Parameters
-    ----------
-    argv : sequence of str, optional
-        Arguments without the program name (default: ``sys.argv[1:]``).
-    prog : str, optional
-        Program name in usage and error messages.
-    """
-    parser = _parser(prog)
-    args = parser.parse_args(argv)
-    if args.n < 1 or args.repeats < 1:
-        parser.error(f"--n and --repeats must be positive, got {args.n} and {args.repeats}")
-    dtypes = list(_DTYPES.values()) if args.dtype == "both" else [_DTYPES[args.dtype]]
-    result = run(
-        n=args.n,
-        repeats=args.repeats,
-        dtypes=dtypes,
-        devices=_devices(args.device, parser),
-        accuracy=not args.no_accuracy,
-        quick=args.quick,
-        seed=args.seed,
-    )
-    print(format_report(result))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())
