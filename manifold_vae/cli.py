@@ -3,27 +3,62 @@
 from __future__ import annotations
 
 import argparse
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 from . import __version__
 
-__all__ = ["build_parser", "main"]
+__all__ = ["build_parser", "experiment_names", "main"]
 
 
-#: The names of ``manifold_vae.reproduce.EXPERIMENTS``, spelled out so that building the parser
-#: does not import the experiments (a test checks that the two agree).
-EXPERIMENT_NAMES = (
-    "table-5.1",
-    "table-7.1",
-    "chapter-6",
-    "chapter-10",
-    "chapter-11",
-    "table-9.2",
-    "table-11.1",
-    "harmonic",
-    "sphere",
-)
+class _Names(Sequence[str]):
+    """The names of a registry, read each time argparse needs them (to check a value, in a
+    message, in the help): building the parser imports no registry, and a name registered
+    before :func:`main` runs (a user's likelihood, say) is a valid choice."""
+
+    def __init__(self, names: Callable[[], Sequence[str]]) -> None:
+        self._names = names
+
+    def __getitem__(self, index: Any) -> Any:
+        return self._names()[index]
+
+    def __len__(self) -> int:
+        return len(self._names())
+
+    def __contains__(self, name: object) -> bool:
+        return name in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+    def __str__(self) -> str:
+        return ", ".join(self._names())
+
+
+def _manifold_names() -> tuple[str, ...]:
+    from .manifolds.base import MANIFOLDS
+
+    return MANIFOLDS.names()
+
+
+def _likelihood_names() -> tuple[str, ...]:
+    from .likelihoods import LIKELIHOODS
+
+    return LIKELIHOODS.names()
+
+
+def experiment_names() -> tuple[str, ...]:
+    """The names of ``manifold_vae.reproduce.EXPERIMENTS``, the choices of ``reproduce``."""
+    from .reproduce import EXPERIMENTS
+
+    return EXPERIMENTS.names()
+
+
+def __getattr__(name: str) -> Any:
+    if name == "EXPERIMENT_NAMES":  # computed on access: importing the CLI imports no experiment
+        return experiment_names()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -49,17 +84,22 @@ def build_parser() -> argparse.ArgumentParser:
         description="Train a VAE with the given latent manifold on built-in sinusoids "
         "(thesis Sec. 5.1) or on a .npy array of shape (N, ...).",
     )
-    train.add_argument(
+    latent = train.add_argument(
         "--latent",
         default="circle",
-        help="euclidean:D, circle, flat-torus:N, clifford-torus, sphere, or a product such "
-        "as 'circle*euclidean:1' (default circle)",
+        help="NAME or NAME:ARG (an integer argument, e.g. euclidean:2, flat-torus:3) with NAME "
+        "one of %(manifolds)s, or a product such as 'circle*euclidean:1' (default %(default)s)",
     )
+    latent.manifolds = _Names(_manifold_names)  # type: ignore[attr-defined]  # for its help
     train.add_argument("--data", default="sinusoids", help="'sinusoids' or a .npy file")
     train.add_argument("--n", type=int, default=1000, help="number of sinusoids")
     train.add_argument("--noise", type=float, default=0.1, help="noise of the sinusoids")
     train.add_argument(
-        "--likelihood", default="gaussian", choices=["gaussian", "gaussian-learned", "bernoulli"]
+        "--likelihood",
+        default="gaussian",
+        choices=_Names(_likelihood_names),
+        metavar="NAME",  # argparse would list the choices when adding the argument
+        help="decoder likelihood, one of %(choices)s (default %(default)s)",
     )
     train.add_argument(
         "--sigma-x",
@@ -80,14 +120,13 @@ def build_parser() -> argparse.ArgumentParser:
         "reproduce",
         help="run one of the thesis's experiments and write its report",
         description="Train the experiment's grid of models as vectorised ensembles and write "
-        "report.md (tables beside the thesis's values), figures and results.json into --out. "
-        f"Experiments: {', '.join(EXPERIMENT_NAMES)}.",
+        "report.md (tables beside the thesis's values), figures and results.json into --out.",
     )
     repro.add_argument(
         "name",
         metavar="NAME",
-        choices=EXPERIMENT_NAMES,
-        help=", ".join(EXPERIMENT_NAMES),
+        choices=_Names(experiment_names),
+        help="the experiment, one of %(choices)s",
     )
     repro.add_argument("--out", type=Path, required=True, help="output folder (created)")
     repro.add_argument(
@@ -105,7 +144,8 @@ def build_parser() -> argparse.ArgumentParser:
     repro.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     commands.add_parser(
         "bench",
-        help="throughput and accuracy benchmark (arguments of python -m distributions.benchmark)",
+        help="throughput and accuracy benchmark of the distributions (arguments of "
+        "python -m manifold_vae.bench.distributions)",
         add_help=False,  # --help goes to the benchmark's own parser
     )
     return parser
@@ -201,7 +241,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args, rest = parser.parse_known_args(argv)
     if args.command == "bench":
-        from distributions.benchmark import main as bench_main
+        from .bench.distributions import main as bench_main
 
         return bench_main(rest, prog="manifold-vae bench")
     if rest:

@@ -8,6 +8,10 @@ r"""Evaluation of trained VAEs: the thesis's metrics and the recovered latent st
 * :func:`circular_correlation`, :func:`recovered_angles`, :func:`factor_correlations`,
   :func:`phase_recovery`: how well the encoder recovers the true phases, with a one-to-one
   assignment of true factors to recovered angles (the factors may be swapped and reflected).
+  The recovered angles are read off the latent manifold's declared capabilities (its angle
+  coordinates, or angles around the centre on a vector space); :func:`has_recovered_angles`
+  says whether a latent has them, and :func:`recovered_angles` raises ``ValueError`` naming
+  the missing capability otherwise.
 * :func:`winding_number`, :func:`loop_winding`, :func:`grid_windings`: whether the encoded loop
   of :math:`X_{Vis}` goes once around the latent circle(s).
 
@@ -25,7 +29,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
-from .likelihoods import Gaussian
+from .manifolds import LatentManifold
+from .manifolds.base import require
 from .vae import VAE
 
 __all__ = [
@@ -36,6 +41,7 @@ __all__ = [
     "factor_correlations",
     "format_mean_std",
     "grid_windings",
+    "has_recovered_angles",
     "loop_winding",
     "phase_recovery",
     "recovered_angles",
@@ -160,7 +166,7 @@ def thesis_metrics(
     device, dtype = _model_device_dtype(vae)
     x = data.to(device=device, dtype=dtype)
     features = math.prod(vae.data_shape)
-    gaussian = isinstance(vae.likelihood, Gaussian)
+    gaussian = vae.likelihood.gaussian_metrics
     was_training = vae.training
     vae.eval()
     try:
@@ -323,37 +329,76 @@ def circular_correlation(a: Tensor, b: Tensor) -> Tensor:
     return num / torch.sqrt(den_a * den_b)
 
 
+#: What :func:`recovered_angles` needs, in words (the ``ValueError`` names it).
+_ANGLES = (
+    "angle coordinates (angle_radii with a radius for some coordinate) or a vector space of "
+    "dimension >= 2 (is_vector_space)"
+)
+
+
+def has_recovered_angles(latent: LatentManifold) -> bool:
+    r"""Whether :func:`recovered_angles` applies to ``latent``, by its declared capabilities.
+
+    True when some coordinate is an angle (``angle_radii``) or when the latent is a vector
+    space (``is_vector_space``) of dimension at least 2; e.g. not on the sphere or on
+    :math:`\mathbb R^1`.
+    """
+    has_angle = any(r is not None for r in latent.angle_radii)
+    return has_angle or (latent.is_vector_space and latent.dim >= 2)
+
+
 @torch.no_grad()
 def recovered_angles(vae: VAE, data: Tensor) -> Tensor:
-    """Angles of the encoded data in each plane of the latent embedding.
+    r"""The angles the encoder gives the data, read off the latent's declared capabilities.
 
-    The posterior locations are embedded (``latent.to_point``) and each consecutive coordinate
-    pair gives one angle by ``atan2``. On a compact latent (finite ``volume``: the circle, tori)
-    the points are used as they are, so the angles are the latent angles themselves, one per
-    circle factor; on a non-compact one (R^d) they are first centred on their mean, giving the
-    angle around the centre of the encoded loop.
+    * **angle coordinates** (``latent.angle_radii`` has a radius for them: the circle, tori,
+      products with a circle): the angle coordinates of the posterior locations themselves,
+      wrapped to :math:`[-\pi, \pi)`, one per angle coordinate in coordinate order;
+    * otherwise, on a **vector space** (``latent.is_vector_space``) of dimension
+      :math:`d \ge 2`: the posterior locations are centred on their mean and each consecutive
+      coordinate pair gives one angle by ``atan2`` (:math:`\lfloor d/2 \rfloor` angles), the
+      angle around the centre of the encoded loop.
 
     The model is evaluated in eval mode (its previous mode is restored) on its own device and
     dtype.
 
+    Parameters
+    ----------
+    vae : VAE
+        A model whose latent declares angle coordinates or a vector space of dimension >= 2
+        (:func:`has_recovered_angles`).
+    data : Tensor, shape=[N, *data_shape]
+        Datapoints.
+
     Returns
     -------
-    Tensor, shape=[N, ambient_dim // 2]
-        float64, on the CPU.
+    Tensor, shape=[N, m]
+        float64, on the CPU; ``m`` the number of angle coordinates, or :math:`\lfloor d/2
+        \rfloor` on a vector space.
+
+    Raises
+    ------
+    ValueError
+        If the latent declares neither (e.g. the sphere, :math:`\mathbb R^1`), naming the
+        capabilities.
     """
     _check_data(vae, data)
+    latent = vae.latent
+    require(latent, _ANGLES, has_recovered_angles(latent), "recovered_angles")
     device, dtype = _model_device_dtype(vae)
     was_training = vae.training
     vae.eval()
     try:
-        points = vae.embedded_location(data.to(device=device, dtype=dtype)).double().cpu()
+        posterior = vae.encode(data.to(device=device, dtype=dtype))
+        location = latent.posterior_location(posterior)
     finally:
         vae.train(was_training)
-    if points.shape[-1] < 2:
-        raise ValueError(f"{vae.latent!r} embeds in fewer than 2 dimensions: no angle to recover")
-    if math.isinf(vae.latent.volume):
-        points = points - points.mean(0)
-    pairs = points[:, : 2 * (points.shape[-1] // 2)].unflatten(-1, (-1, 2))
+    angles = [i for i, r in enumerate(latent.angle_radii) if r is not None]
+    if angles:  # wrapped in the model's dtype, so that its -pi stays -pi
+        return _wrap(location[:, angles]).double().cpu()
+    location = location.double().cpu()
+    location = location - location.mean(0)
+    pairs = location[:, : 2 * (location.shape[-1] // 2)].unflatten(-1, (-1, 2))
     return torch.atan2(pairs[..., 1], pairs[..., 0])
 
 
@@ -608,8 +653,8 @@ def loop_winding(
     """Winding numbers of the encoded loop of ``data`` around each recovered angle.
 
     The data must be ordered along a closed loop (as :math:`X_{Vis}`, phases in increasing
-    order); the angles are :func:`recovered_angles` (angles around the centroid in each
-    coordinate plane of the embedding: on the circle and tori the angles themselves).
+    order); the angles are :func:`recovered_angles` (on the circle and tori the latent angles
+    themselves; on a vector space the angles around the centroid in each coordinate plane).
 
     Parameters
     ----------
@@ -622,7 +667,7 @@ def loop_winding(
 
     Returns
     -------
-    Tensor of int64, shape=[ambient_dim // 2]
+    Tensor of int64, shape=[m]
         One winding number per recovered angle (and the largest jumps, float64, with
         ``return_max_jump``).
     """

@@ -12,8 +12,8 @@ from typing import Any
 import torch
 
 from .datasets import LatentDataset, sinusoids
-from .evaluation import phase_recovery
-from .likelihoods import Bernoulli, Gaussian, GaussianLearnedScale, Likelihood
+from .evaluation import has_recovered_angles, phase_recovery
+from .likelihoods import LIKELIHOODS, Gaussian, Likelihood
 from .manifolds import (
     Circle,
     Euclidean,
@@ -48,14 +48,18 @@ def parse_latent(text: str) -> LatentManifold:
 
 
 def make_likelihood(name: str, sigma_x: float = 1.0) -> Likelihood:
-    """``gaussian`` (fixed ``sigma_x``), ``gaussian-learned`` (from ``sigma_x``), ``bernoulli``."""
-    if name == "gaussian":
-        return Gaussian(sigma_x)
-    if name == "gaussian-learned":
-        return GaussianLearnedScale(init_sigma=sigma_x)
-    if name == "bernoulli":
-        return Bernoulli()
-    raise ValueError(f"unknown likelihood {name!r}; choose gaussian, gaussian-learned, bernoulli")
+    """The likelihood registered as ``name`` in :data:`~manifold_vae.likelihoods.LIKELIHOODS`,
+    built from the command line's ``--sigma-x`` by its
+    :meth:`~manifold_vae.likelihoods.Likelihood.from_options` (``gaussian``: fixed
+    :math:`\\sigma_X`; ``gaussian-learned``: its initial value; ``bernoulli``: ignored).
+
+    Raises
+    ------
+    ValueError
+        If no likelihood is registered as ``name`` (naming the registered ones), or
+        ``sigma_x`` does not suit it.
+    """
+    return LIKELIHOODS[name].from_options(sigma_x=sigma_x)
 
 
 def load_data(source: str, n: int = 1000, noise: float = 0.1, seed: int = 0) -> LatentDataset:
@@ -107,7 +111,9 @@ def train_job(
     """Train a VAE and write ``model.pt``, ``metrics.json`` and ``latent.png`` into ``out``.
 
     The metrics hold the training history, the final ELBO terms on the data, the wall time and,
-    when the dataset has true angles, the absolute circular correlation of each true angle with
+    when the dataset has true angles and the latent declares angle coordinates or is a vector
+    space of dimension >= 2 (:func:`~manifold_vae.evaluation.has_recovered_angles`; not the
+    sphere), ``phase_correlation``: the absolute circular correlation of each true angle with
     the recovered one (see :func:`manifold_vae.evaluation.phase_recovery`).
     """
     out = Path(out)
@@ -152,7 +158,7 @@ def train_job(
         "kl": terms.kl.mean().item(),
     }
     colour = dataset.latent if dataset.latent.numel() else None
-    if colour is not None and vae.latent.ambient_dim >= 2:
+    if colour is not None and has_recovered_angles(vae.latent):
         metrics["phase_correlation"] = phase_recovery(vae, data, colour).tolist()
     metrics_path = out / "metrics.json"
     metrics_path.write_text(json.dumps(metrics, indent=2, allow_nan=True))

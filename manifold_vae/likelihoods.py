@@ -1,8 +1,12 @@
 r"""Decoder likelihoods :math:`p(x \mid z)`: Gaussian with fixed or learned scale, Bernoulli.
 
 A likelihood turns the decoder network's output (same shape as a datapoint) into a
-distribution whose event is the whole datapoint, checks data before training, and describes
-itself for checkpoints.
+distribution whose event is the whole datapoint, checks data before training, describes
+itself for checkpoints (:meth:`Likelihood.spec`), is built from the command line's options
+(:meth:`Likelihood.from_options`) and gives the closed-form KL divergence between two of its
+decoder distributions (:meth:`Likelihood.decoder_kl`). Every likelihood class is registered
+by name in :data:`LIKELIHOODS`, a user's from outside the package exactly like the built-in
+ones; checkpoints, the command line and :func:`~manifold_vae.reductors.decoder_kl` find it there.
 """
 
 from __future__ import annotations
@@ -15,6 +19,7 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.distributions import Distribution, Independent
 
 from .registry import Registry
 
@@ -24,17 +29,164 @@ __all__ = [
     "Gaussian",
     "GaussianLearnedScale",
     "Likelihood",
+    "bernoulli_kl",
+    "feature_distribution",
     "likelihood_from_spec",
+    "normal_kl",
 ]
 
 
+def normal_kl(loc_p: Tensor, scale_p: Tensor, loc_q: Tensor, scale_q: Tensor) -> Tensor:
+    r"""Elementwise KL divergence of two univariate normal distributions.
+
+    .. math::
+
+        \mathrm{KL} = \frac{(\mu_1 - \mu_2)^2}{2\sigma_2^2}
+        + \frac12\Big(\frac{\sigma_1^2}{\sigma_2^2} - 1 - \log\frac{\sigma_1^2}{\sigma_2^2}\Big),
+
+    the univariate form of the thesis's Eq. 8.10; summed over :math:`D` features with scalar
+    scales it is Eq. 8.11. The variance term is computed as :math:`e^u - 1 - u` with
+    :math:`u = 2\log(\sigma_1/\sigma_2)` (``expm1``), exactly 0 for equal scales.
+
+    Parameters
+    ----------
+    loc_p, scale_p, loc_q, scale_q : Tensor, shape=[...]
+        Means and (positive) standard deviations, broadcastable.
+
+    Returns
+    -------
+    Tensor, shape=[...] (the broadcast shape)
+    """
+    u = 2.0 * (torch.log(scale_p) - torch.log(scale_q))
+    return 0.5 * ((loc_p - loc_q) / scale_q) ** 2 + 0.5 * (torch.expm1(u) - u)
+
+
+def bernoulli_kl(logits_p: Tensor, logits_q: Tensor) -> Tensor:
+    r"""Elementwise :math:`\mathrm{KL}(\mathrm{Bernoulli}(s(a)) \,\|\, \mathrm{Bernoulli}(s(b)))`.
+
+    With :math:`s` the logistic function, :math:`p = s(a)` and the softplus
+    :math:`\log(1 + e^x)`,
+
+    .. math::
+
+        \mathrm{KL} = p \log\frac{p}{s(b)} + (1 - p)\log\frac{1 - p}{1 - s(b)}
+        = \operatorname{softplus}(b) - \operatorname{softplus}(a) + p\,(a - b),
+
+    which stays finite for logits of any size (no :math:`\log 0`).
+
+    Parameters
+    ----------
+    logits_p, logits_q : Tensor, shape=[...]
+        Logits :math:`a` and :math:`b`, broadcastable.
+
+    Returns
+    -------
+    Tensor, shape=[...]
+    """
+    kl = (
+        F.softplus(logits_q)
+        - F.softplus(logits_p)
+        + torch.sigmoid(logits_p) * (logits_p - logits_q)
+    )
+    return kl.clamp_min(0.0)
+
+
+def feature_distribution(d: Distribution) -> tuple[Distribution, int]:
+    """The distribution of the features under ``Independent`` wrappers, and how many dims they
+    reinterpret as event dims: ``Independent(Normal(loc, scale), 2) -> (Normal(loc, scale), 2)``.
+    """
+    ndims = 0
+    while isinstance(d, Independent):
+        ndims += d.reinterpreted_batch_ndims
+        d = d.base_dist
+    return d, ndims
+
+
 class Likelihood(nn.Module, abc.ABC):
-    """Base class: ``likelihood(output)`` is the distribution of a datapoint."""
+    """Base class: ``likelihood(output)`` is the distribution of a datapoint.
+
+    A subclass sets ``name``, implements :meth:`forward` (and, for speed and ensembles,
+    :meth:`log_density`), returns its constructor arguments from :meth:`config`, and is
+    registered with ``@LIKELIHOODS.register``; optionally it overrides :meth:`from_options`
+    (how the command line's ``--sigma-x`` sets it up) and declares :attr:`feature_family`
+    with :meth:`feature_kl` (the closed-form decoder KL of the reductors).
+    """
 
     name: ClassVar[str]
     #: Whether every real datapoint is in the support (Gaussians: yes; Bernoulli: only
     #: ``[0, 1]``). Training with ``input_noise`` needs it.
     real_valued: ClassVar[bool] = True
+    #: Whether this is a Gaussian with one fixed standard deviation, a float attribute
+    #: ``sigma``: evaluation then also reports the squared-error columns of the thesis's
+    #: tables (:func:`~manifold_vae.evaluation.thesis_metrics`).
+    gaussian_metrics: ClassVar[bool] = False
+    #: The univariate distribution of one feature that :meth:`forward` wraps in
+    #: ``Independent`` (``Normal``, ``Bernoulli``), or ``None``. With :meth:`feature_kl` it
+    #: gives :meth:`decoder_kl`, which :func:`~manifold_vae.reductors.decoder_kl` dispatches to.
+    feature_family: ClassVar[type[Distribution] | None] = None
+
+    @classmethod
+    def from_options(cls, *, sigma_x: float = 1.0) -> Likelihood:
+        r"""The likelihood the command line builds (``manifold-vae train --likelihood NAME``).
+
+        The default is ``cls()``, ignoring ``sigma_x``; likelihoods with a scale use it.
+
+        Parameters
+        ----------
+        sigma_x : float
+            The option ``--sigma-x``: the decoder's standard deviation :math:`\sigma_X` (its
+            initial value when learned).
+        """
+        return cls()
+
+    @staticmethod
+    def feature_kl(p: Distribution, q: Distribution) -> Tensor:
+        r"""Elementwise :math:`\mathrm{KL}(p_i \,\|\, q_i)` of two :attr:`feature_family`
+        distributions (broadcastable batch shapes); implemented where a closed form exists."""
+        raise NotImplementedError("this likelihood has no closed-form decoder KL")
+
+    @classmethod
+    def decoder_kl(cls, p: Distribution, q: Distribution) -> Tensor:
+        r""":math:`\mathrm{KL}(p \,\|\, q)` of two decoder distributions of this likelihood.
+
+        Both are products over the data features of :attr:`feature_family` distributions
+        (``Independent``, or bare with an empty event), with the same event shape; their
+        parameters may differ (e.g. two Gaussians of different :math:`\sigma_X`):
+
+        .. math::
+
+            \mathrm{KL}(p \,\|\, q) = \sum_{i=1}^{D} \mathrm{KL}(p_i \,\|\, q_i).
+
+        Parameters
+        ----------
+        p, q : Distribution
+            ``event_shape`` equal (the data shape), ``batch_shape`` broadcastable.
+
+        Returns
+        -------
+        Tensor, shape=broadcast(p.batch_shape, q.batch_shape)
+
+        Raises
+        ------
+        ValueError
+            If the event shapes differ or ``p`` or ``q`` is not of :attr:`feature_family`.
+        """
+        if p.event_shape != q.event_shape:
+            raise ValueError(
+                f"p and q must have the same event shape (the data shape), got "
+                f"{tuple(p.event_shape)} and {tuple(q.event_shape)}"
+            )
+        (base_p, ndims_p), (base_q, ndims_q) = feature_distribution(p), feature_distribution(q)
+        family = cls.feature_family
+        if family is None or not (isinstance(base_p, family) and isinstance(base_q, family)):
+            raise ValueError(
+                f"{cls.__name__}.decoder_kl needs two products of "
+                f"{getattr(family, '__name__', 'closed-form')} features, got "
+                f"{type(base_p).__name__} and {type(base_q).__name__}"
+            )
+        values = cls.feature_kl(base_p, base_q)
+        ndims = max(ndims_p, ndims_q, len(p.event_shape))
+        return values.sum(dim=tuple(range(-ndims, 0))) if ndims else values
 
     def build(self, data_shape: torch.Size) -> None:
         """Called once by the VAE with the datapoint shape (create shape-dependent parameters)."""
@@ -118,14 +270,16 @@ class Likelihood(nn.Module, abc.ABC):
             raise ValueError(f"data contains nan or inf values (datapoints {rows} ...)")
 
     def spec(self) -> dict[str, Any]:
-        """JSON-able description for :func:`likelihood_from_spec`."""
-        return {"name": self.name, "kwargs": self._kwargs()}
+        """JSON-able description for :func:`likelihood_from_spec`: name and :meth:`config`."""
+        return {"name": self.name, "kwargs": self.config()}
 
-    def _kwargs(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
+        """The constructor's keyword arguments that rebuild this likelihood (JSON-able
+        numbers, strings, booleans; checkpoints store them)."""
         return {}
 
     def extra_repr(self) -> str:
-        return ", ".join(f"{k}={v!r}" for k, v in self._kwargs().items())
+        return ", ".join(f"{k}={v!r}" for k, v in self.config().items())
 
     def _event_dims(self) -> int:
         return len(self.data_shape)
@@ -152,6 +306,8 @@ class Gaussian(Likelihood):
     """
 
     name = "gaussian"
+    gaussian_metrics = True
+    feature_family = torch.distributions.Normal
     #: :math:`\sigma_X` as a non-persistent float64 buffer (not in ``state_dict``): it follows
     #: ``.to(device/dtype)`` and is stacked by :func:`torch.func.stack_module_state`, so that
     #: ensemble members with different :math:`\sigma_X` train together.
@@ -166,8 +322,18 @@ class Gaussian(Likelihood):
             "scale", torch.tensor(self.sigma, dtype=torch.float64), persistent=False
         )
 
-    def _kwargs(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {"sigma": self.sigma}
+
+    @classmethod
+    def from_options(cls, *, sigma_x: float = 1.0) -> Gaussian:
+        r"""``Gaussian(sigma_x)``: :math:`\sigma_X` fixed at ``--sigma-x``."""
+        return cls(sigma_x)
+
+    @staticmethod
+    def feature_kl(p: Distribution, q: Distribution) -> Tensor:
+        """:func:`normal_kl` of two ``Normal`` distributions (any scales)."""
+        return normal_kl(p.loc, p.scale, q.loc, q.scale)
 
     @property
     def warmup_scale(self) -> float:
@@ -211,6 +377,8 @@ class GaussianLearnedScale(Likelihood):
     """
 
     name = "gaussian-learned"
+    feature_family = torch.distributions.Normal
+    feature_kl = staticmethod(Gaussian.feature_kl)
 
     def __init__(self, init_sigma: float = 1.0, shared: bool = False) -> None:
         super().__init__()
@@ -220,8 +388,13 @@ class GaussianLearnedScale(Likelihood):
         self.init_sigma = float(init_sigma)
         self.shared = bool(shared)
 
-    def _kwargs(self) -> dict[str, Any]:
+    def config(self) -> dict[str, Any]:
         return {"init_sigma": self.init_sigma, "shared": self.shared}
+
+    @classmethod
+    def from_options(cls, *, sigma_x: float = 1.0) -> GaussianLearnedScale:
+        """``GaussianLearnedScale(init_sigma=sigma_x)``: learned from ``--sigma-x``."""
+        return cls(init_sigma=sigma_x)
 
     def build(self, data_shape: torch.Size) -> None:
         super().build(data_shape)
@@ -266,6 +439,12 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
     real_valued = False
+    feature_family = torch.distributions.Bernoulli
+
+    @staticmethod
+    def feature_kl(p: Distribution, q: Distribution) -> Tensor:
+        """:func:`bernoulli_kl` of the logits (from logits or probabilities)."""
+        return bernoulli_kl(p.logits, q.logits)
 
     def forward(self, output: Tensor) -> dist.Distribution:
         return dist.Bernoulli(logits=output, validate_args=False).to_event(self._event_dims())
@@ -312,7 +491,24 @@ for _cls in (Gaussian, GaussianLearnedScale, Bernoulli):
 
 
 def likelihood_from_spec(spec: dict[str, Any]) -> Likelihood:
-    """Rebuild a likelihood from :meth:`Likelihood.spec` (looked up in :data:`LIKELIHOODS`)."""
+    """Rebuild a likelihood from :meth:`Likelihood.spec` (looked up in :data:`LIKELIHOODS`).
+
+    Raises
+    ------
+    ValueError
+        If ``spec`` is not a spec, names no registered likelihood (a user's likelihood must
+        be registered with ``LIKELIHOODS.register`` before it is rebuilt), or its ``kwargs``
+        do not fit the class.
+    """
     if not isinstance(spec, dict) or spec.get("name") not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood spec {spec!r}; known: {list(LIKELIHOODS.names())}")
-    return LIKELIHOODS[spec["name"]](**spec.get("kwargs", {}))
+        raise ValueError(
+            f"unknown likelihood spec {spec!r}; registered: {list(LIKELIHOODS.names())} "
+            "(register a user likelihood with LIKELIHOODS.register before rebuilding it)"
+        )
+    kwargs = spec.get("kwargs", {})
+    if not isinstance(kwargs, dict):
+        raise ValueError(f"likelihood spec kwargs must be a dict, got {kwargs!r}")
+    try:
+        return LIKELIHOODS[spec["name"]](**kwargs)
+    except TypeError as error:
+        raise ValueError(f"likelihood spec {spec!r} does not fit its class: {error}") from error

@@ -6,7 +6,12 @@ Axes-level functions draw into a given ``Axes`` and return it:
   Eq. 5.6);
 * :func:`plot_posterior_arcs`: circle posteriors as arcs (thesis Fig. 7.1, Eq. 7.11, corrected);
 * :func:`plot_torus_projection`: 3-D projections of torus encodings (thesis Figs. 11.3-11.4);
-* :func:`plot_posterior`: dispatches on the latent space.
+* :func:`plot_posterior`: dispatches on the latent space's declared capabilities.
+
+What a plot needs is read from the capabilities the latent manifold declares
+(:class:`~manifold_vae.manifolds.LatentManifold`: ``is_vector_space``, ``angle_radii``,
+``posterior_spread``), never from its class: a missing capability raises ``ValueError`` naming it
+(:func:`~manifold_vae.manifolds.base.require`).
 
 Figure-level functions write PNGs: :func:`plot_latent`, :func:`plot_model_grid`,
 :func:`plot_torus_grid`. Figures are ``matplotlib.figure.Figure`` objects with an Agg canvas of
@@ -18,7 +23,7 @@ to the CPU.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -26,10 +31,12 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from .manifolds import Circle, Euclidean
+from .manifolds import LatentManifold
+from .manifolds.base import require
 from .vae import VAE
 
 __all__ = [
+    "new_figure",
     "plot_latent",
     "plot_model_grid",
     "plot_posterior",
@@ -37,13 +44,18 @@ __all__ = [
     "plot_posterior_ellipses",
     "plot_torus_grid",
     "plot_torus_projection",
+    "save_figure",
 ]
 
 #: Colormap for phases: cyclic, so that -pi and pi get the same colour.
 CYCLIC_CMAP = "twilight"
 
 
-def _figure(width: float, height: float, layout: str | None = None):
+def new_figure(width: float, height: float, layout: str | None = None) -> Any:
+    """A matplotlib ``Figure`` of ``width`` x ``height`` inches on the Agg canvas.
+
+    Made without pyplot, so no global figure state is touched and nothing needs a display.
+    """
     from matplotlib.backends.backend_agg import FigureCanvasAgg
     from matplotlib.figure import Figure
 
@@ -52,7 +64,8 @@ def _figure(width: float, height: float, layout: str | None = None):
     return figure
 
 
-def _save(figure: Any, path: str | Path) -> Path:
+def save_figure(figure: Any, path: str | Path) -> Path:
+    """Write ``figure`` to ``path`` (its folder created); returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     figure.savefig(path)
@@ -114,11 +127,42 @@ def _rgba(values: Any, n: int, cmap: str) -> Any:
     return matplotlib.colormaps[cmap](norm(values))
 
 
-def _require(vae: VAE, ok: bool, what: str) -> None:
+def _check_vae(vae: VAE) -> None:
     if not isinstance(vae, VAE):
         raise ValueError(f"vae must be a VAE, got {type(vae).__name__}")
-    if not ok:
-        raise ValueError(f"vae must have a {what} latent space, got {vae.latent!r}")
+
+
+#: The capabilities of :func:`plot_posterior_ellipses` and :func:`plot_posterior_arcs`, in words.
+_PLANE = "a 2-D vector space (is_vector_space and dim == 2, e.g. Euclidean(2))"
+_ONE_ANGLE = "one angle coordinate (angle_radii of length 1 with a radius, e.g. Circle())"
+_SPREAD = "a posterior spread (posterior_spread)"
+
+
+def _is_plane(latent: LatentManifold) -> bool:
+    return latent.is_vector_space and latent.dim == 2
+
+
+def _is_one_angle(latent: LatentManifold) -> bool:
+    radii = latent.angle_radii
+    return len(radii) == 1 and radii[0] is not None
+
+
+def _location_spread(
+    vae: VAE,
+    data: Tensor,
+    capability: str,
+    declares: Callable[[LatentManifold], bool],
+    needed_by: str,
+) -> tuple[Any, Any]:
+    """Posterior locations and spreads ``(N, dim)``, float64 numpy, after checking that the
+    latent ``declares`` ``capability`` and a posterior spread (``ValueError`` naming them)."""
+    _check_vae(vae)
+    require(vae.latent, capability, declares(vae.latent), needed_by)
+    require(vae.latent, _SPREAD, vae.latent.has_posterior_spread, needed_by)
+    with _evaluating(vae):
+        posterior = vae.encode(_to_model(vae, data))
+        location = vae.latent.posterior_location(posterior)
+        return _numpy(location), _numpy(vae.latent.posterior_spread(posterior))
 
 
 # --- axes-level ----------------------------------------------------------------------------
@@ -132,14 +176,16 @@ def plot_posterior_ellipses(
     :math:`\mu_Z(x)` and the axis-aligned ellipse
     :math:`\{z : \|(z - \mu_Z(x)) \oslash \sigma_Z(x)\|_2 \le 1\}` (semi-axes the posterior
     standard deviations: ``Ellipse`` of width :math:`2\sigma_1` and height :math:`2\sigma_2`),
-    semi-transparent, its edge coloured like the marker.
+    semi-transparent, its edge coloured like the marker. :math:`\mu_Z` is the latent's
+    ``posterior_location`` and :math:`\sigma_Z` its ``posterior_spread``.
 
     Parameters
     ----------
     ax : matplotlib.axes.Axes
         Where to draw.
     vae : VAE
-        A model with latent ``Euclidean(2)``.
+        A model whose latent declares a 2-D vector space (``is_vector_space`` and
+        ``dim == 2``, e.g. ``Euclidean(2)``) and ``posterior_spread``.
     data : Tensor, shape=[N, *data_shape]
         Datapoints to encode.
     colour : Tensor, shape=[N], optional
@@ -151,13 +197,15 @@ def plot_posterior_ellipses(
     -------
     matplotlib.axes.Axes
         ``ax``, with ``N`` ellipse patches.
+
+    Raises
+    ------
+    ValueError
+        If the latent does not declare a 2-D vector space or a posterior spread.
     """
     from matplotlib.patches import Ellipse
 
-    _require(vae, isinstance(vae.latent, Euclidean) and vae.latent.dim == 2, "Euclidean(2)")
-    with _evaluating(vae):
-        posterior = vae.encode(_to_model(vae, data))
-        mean, std = _numpy(posterior.mean), _numpy(posterior.stddev)
+    mean, std = _location_spread(vae, data, _PLANE, _is_plane, "plot_posterior_ellipses")
     values = _colour_values(colour, len(mean))
     rgba = _rgba(values, len(mean), cmap)
     for (mx, my), (sx, sy), c in zip(mean, std, rgba, strict=True):
@@ -187,13 +235,16 @@ def plot_posterior_arcs(
 
     Thesis Fig. 7.1, Eq. 7.11 (corrected): the posterior is the circle heat kernel
     :math:`p_t(\cdot \mid \mu)`, a wrapped normal with variance :math:`2t` (NOTES, heat-equation
-    convention :math:`\partial_t p = \Delta p`). Each datapoint gets a marker at the embedded
-    mean direction :math:`(\cos\mu, \sin\mu)` on the unit circle and an arc spanning
+    convention :math:`\partial_t p = \Delta p`). Each datapoint gets a marker at the mean
+    direction :math:`(\cos\mu, \sin\mu)` on the unit circle (the angle coordinate is drawn on
+    a circle of radius 1 whatever the latent circle's radius) and an arc spanning
     :math:`[\mu - s, \mu + s]` with :math:`s = \sqrt{2t}`, the standard deviation of the
-    unwrapped normal. The thesis's Eq. 7.11 uses :math:`|\theta - \mu| \le t`, comparing the
-    time with a length; this uses the standard deviation, the analogue of the ellipses of
-    Eq. 5.6. Arcs with :math:`2s \ge 2\pi` are drawn as the full circle. So that overlapping arcs
-    stay readable, arc :math:`i` (of :math:`N`) is drawn outside the circle at radius
+    unwrapped normal: :math:`\mu` is the latent's ``posterior_location`` and :math:`s` its
+    ``posterior_spread``, in angle units. The thesis's Eq. 7.11 uses
+    :math:`|\theta - \mu| \le t`, comparing the time with a length; this uses the standard
+    deviation, the analogue of the ellipses of Eq. 5.6. Arcs with :math:`2s \ge 2\pi` are
+    drawn as the full circle. So that overlapping arcs stay readable, arc :math:`i` (of
+    :math:`N`) is drawn outside the circle at radius
     :math:`1 + \text{gap} + \text{spread} \cdot i / (N - 1)`, in datapoint order.
 
     Parameters
@@ -201,7 +252,8 @@ def plot_posterior_arcs(
     ax : matplotlib.axes.Axes
         Where to draw.
     vae : VAE
-        A model with latent ``Circle()``.
+        A model whose latent declares one angle coordinate (``angle_radii`` of length 1 with a
+        radius, e.g. ``Circle()``) and ``posterior_spread``.
     data : Tensor, shape=[N, *data_shape]
         Datapoints to encode.
     colour : Tensor, shape=[N], optional
@@ -215,18 +267,20 @@ def plot_posterior_arcs(
     -------
     matplotlib.axes.Axes
         ``ax``, with ``N`` ``matplotlib.patches.Arc`` patches.
+
+    Raises
+    ------
+    ValueError
+        If the latent does not declare one angle coordinate or a posterior spread.
     """
     import numpy as np
     from matplotlib.patches import Arc
 
-    _require(vae, isinstance(vae.latent, Circle), "Circle()")
     for name, value in (("gap", gap), ("spread", spread)):
         if not (isinstance(value, (int, float)) and math.isfinite(value) and value >= 0):
             raise ValueError(f"{name} must be a finite number >= 0, got {value!r}")
-    with _evaluating(vae):
-        posterior = vae.encode(_to_model(vae, data))
-        mu = _numpy(posterior.loc[:, 0])
-        s = _numpy(torch.sqrt(2.0 * posterior.time[:, 0]))
+    location, std = _location_spread(vae, data, _ONE_ANGLE, _is_one_angle, "plot_posterior_arcs")
+    mu, s = location[:, 0], std[:, 0]
     n = len(mu)
     values = _colour_values(colour, n)
     rgba = _rgba(values, n, cmap)
@@ -286,7 +340,7 @@ def plot_torus_projection(
     sequence of Axes
         ``axes``.
     """
-    _require(vae, True, "")
+    _check_vae(vae)
     if vae.latent.ambient_dim < 3:
         raise ValueError(
             f"a 3-D projection needs a latent space embedded in >= 3 dimensions, got "
@@ -339,11 +393,13 @@ def plot_posterior(
 ) -> Any:
     """Draw the posteriors of ``data`` in the way that suits the latent space.
 
-    ``Euclidean(2)``: :func:`plot_posterior_ellipses`; ``Circle()``:
-    :func:`plot_posterior_arcs`; other latent spaces embedded in 1 or 2 dimensions: a scatter of
-    the embedded posterior locations (on the line ``y = 0`` in 1-D). Latent spaces embedded in
-    3 or more dimensions (tori) need a 3-D projection: ``ValueError`` pointing to
-    :func:`plot_torus_projection`.
+    Dispatches on the latent's declared capabilities, given a ``posterior_spread``: a 2-D
+    vector space (``is_vector_space``, ``dim == 2``: ``Euclidean(2)``) gets
+    :func:`plot_posterior_ellipses`; one angle coordinate (``angle_radii`` of length 1:
+    ``Circle()``) gets :func:`plot_posterior_arcs`; other latent spaces embedded in 1 or 2
+    dimensions get a scatter of the embedded posterior locations (on the line ``y = 0`` in 1-D).
+    Latent spaces embedded in 3 or more dimensions (tori) need a 3-D projection: ``ValueError``
+    pointing to :func:`plot_torus_projection`.
 
     Parameters
     ----------
@@ -363,11 +419,11 @@ def plot_posterior(
     matplotlib.axes.Axes
         ``ax``.
     """
-    _require(vae, True, "")
+    _check_vae(vae)
     latent = vae.latent
-    if isinstance(latent, Euclidean) and latent.dim == 2:
+    if latent.has_posterior_spread and _is_plane(latent):
         return plot_posterior_ellipses(ax, vae, data, colour, cmap=cmap)
-    if isinstance(latent, Circle):
+    if latent.has_posterior_spread and _is_one_angle(latent):
         return plot_posterior_arcs(ax, vae, data, colour, cmap=cmap)
     if latent.ambient_dim >= 3:
         raise ValueError(
@@ -448,7 +504,7 @@ def plot_model_grid(
             raise ValueError(f"models keys must be (row, column) pairs, got {key!r}")
     rows = list(dict.fromkeys(k[0] for k in models))
     cols = list(dict.fromkeys(k[1] for k in models))
-    figure = _figure(3.6 * len(cols) + 1.0, 3.6 * len(rows) + 0.6, layout="constrained")
+    figure = new_figure(3.6 * len(cols) + 1.0, 3.6 * len(rows) + 0.6, layout="constrained")
     grid = figure.subplots(len(rows), len(cols), squeeze=False)
     bar_values = None
     for r, row in enumerate(rows):
@@ -467,7 +523,7 @@ def plot_model_grid(
     figure.supylabel(f"rows: {row_label}")
     figure.supxlabel(f"columns: {col_label}")
     figure.suptitle(title or f"posteriors by {row_label} and {col_label}")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 def plot_torus_grid(
@@ -507,7 +563,7 @@ def plot_torus_grid(
         raise ValueError("models must be a non-empty mapping from row labels to VAEs")
     first = torch.as_tensor(_per_key(phases, next(iter(models)), "phases"))
     k = first.shape[1] if first.dim() == 2 else 1
-    figure = _figure(4.2 * k, 3.8 * len(models) + 0.6)
+    figure = new_figure(4.2 * k, 3.8 * len(models) + 0.6)
     for r, (key, vae) in enumerate(models.items()):
         axes = [
             figure.add_subplot(len(models), k, r * k + j + 1, projection="3d") for j in range(k)
@@ -518,7 +574,7 @@ def plot_torus_grid(
         for j, ax in enumerate(axes):
             ax.set_title(f"{key}: colour phase {j + 1}")
     figure.suptitle(title or "encoded X_Vis, 3-D projections")
-    return _save(figure, path)
+    return save_figure(figure, path)
 
 
 @torch.no_grad()
@@ -554,7 +610,7 @@ def plot_latent(
     points = vae.embedded_location(data).cpu().double()
     pairs = max(1, (points.shape[-1] + 1) // 2)
     colours = [None] if colour is None else list(colour.reshape(len(data), -1).cpu().T)
-    figure = _figure(4.2 * pairs, 4.0 * len(colours))
+    figure = new_figure(4.2 * pairs, 4.0 * len(colours))
     for row, c in enumerate(colours):
         for col in range(pairs):
             ax = figure.add_subplot(len(colours), pairs, row * pairs + col + 1)
@@ -568,4 +624,4 @@ def plot_latent(
                 figure.colorbar(scatter, ax=ax, label=f"true latent {row}")
     figure.suptitle(title or f"posterior locations, {vae.latent!r}")
     figure.tight_layout()
-    return _save(figure, path)
+    return save_figure(figure, path)

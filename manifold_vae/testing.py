@@ -435,6 +435,170 @@ def _positive_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 1
 
 
+# --- declared capabilities -------------------------------------------------------------------
+#: Relative tolerance of the exact (non-statistical) capability checks.
+_EXACT = 1e-9
+#: Relative tolerance of the small-time comparison of spreads on embedded coordinates.
+_LOOSE = 0.05
+
+
+def _probe_coordinates(m: LatentManifold, n: int = 16) -> Tensor:
+    """``n`` float64 prior draws (fixed seed): where the declarations are checked."""
+    return m.sample_prior(n, torch.Generator().manual_seed(0), torch.float64)
+
+
+def _pulled_back_metric(m: LatentManifold, coords: Tensor) -> Tensor:
+    r""":math:`g = J^\top J`, ``(n, dim, dim)``, for coordinates ``(n, dim)``.
+
+    The metric of the isometric embedding (which the ``geometry`` check asks for). :math:`J` by
+    reverse mode, one pass per ambient coordinate (rows of ``to_point`` are independent, so the
+    Jacobian of their sum over the batch holds every row's).
+    """
+    with torch.enable_grad():
+        jac = torch.autograd.functional.jacobian(lambda c: m.to_point(c).sum(0), coords)
+    jac = jac.movedim(1, 0)  # (n, ambient_dim, dim)
+    return jac.transpose(-1, -2) @ jac
+
+
+def _valid_radius(r: Any) -> bool:
+    number = isinstance(r, (int, float)) and not isinstance(r, bool)
+    return r is None or (number and math.isfinite(r) and r > 0)
+
+
+def _check_angle_radii(m: LatentManifold) -> str:
+    r"""``angle_radii``: each declared angle is :math:`2\pi`-periodic with metric :math:`r_i^2`.
+
+    At 16 prior draws, to :data:`_EXACT` relative: ``to_point`` unchanged when angle coordinate
+    :math:`i` moves by :math:`2\pi`; the pulled-back metric :math:`g = J^\top J` has
+    :math:`g_{ii} = r_i^2` and :math:`g_{ij} = 0` (:math:`j \ne i`); when every coordinate is
+    an angle, ``volume`` :math:`= \prod_i 2\pi r_i`.
+    """
+    radii = tuple(m.angle_radii)
+    assert len(radii) == m.dim, f"angle_radii has {len(radii)} entries for dim {m.dim}"
+    assert all(map(_valid_radius, radii)), f"angle_radii must be None or > 0, got {radii}"
+    angles = [i for i, r in enumerate(radii) if r is not None]
+    if not angles:
+        return "no angle coordinate declared"
+    z = _probe_coordinates(m)
+    x = m.to_point(z)
+    for i in angles:
+        shifted = z.clone()
+        shifted[:, i] += 2.0 * math.pi
+        assert torch.allclose(m.to_point(shifted), x, rtol=_EXACT, atol=_EXACT), (
+            f"angle_radii declares coordinate {i} an angle, but to_point is not 2 pi-periodic in it"
+        )
+    g = _pulled_back_metric(m, z)
+    for i in angles:
+        r2 = radii[i] ** 2
+        along, across = g[:, i, i], torch.cat([g[:, i, :i], g[:, i, i + 1 :]], dim=-1)
+        assert torch.allclose(along, torch.full_like(along, r2), rtol=_EXACT, atol=0.0), (
+            f"angle_radii declares radius {radii[i]:.6g} for coordinate {i}, but the metric "
+            f"along it is {along.tolist()[0]:.6g}, not radius^2 = {r2:.6g}"
+        )
+        assert bool((across.abs() <= _EXACT * r2).all()), (
+            f"angle coordinate {i} is not orthogonal to the other coordinates (metric row "
+            f"{g[0, i].tolist()})"
+        )
+    if len(angles) < m.dim:
+        return f"radii {radii}: each angle 2 pi-periodic with metric r_i^2"
+    volume = math.prod(2.0 * math.pi * r for r in radii)
+    assert math.isclose(m.volume, volume, rel_tol=_EXACT), (
+        f"every coordinate is declared an angle, but volume {m.volume:.6g} != prod 2 pi r_i = "
+        f"{volume:.6g}"
+    )
+    return f"radii {radii}: 2 pi-periodic, metric diag(r_i^2), volume prod 2 pi r_i"
+
+
+def _check_vector_space(m: LatentManifold) -> str:
+    r"""``is_vector_space``: identity embedding, flat metric, every vector a point, :math:`N(0, I)`.
+
+    At 16 prior draws and 16 wide normal vectors (scale 10), to :data:`_EXACT` relative.
+    """
+    if not m.is_vector_space:
+        return "not declared"
+    assert all(r is None for r in m.angle_radii), "a vector space declares no angle coordinate"
+    assert m.ambient_dim == m.dim == m.intrinsic_dim, (
+        f"a vector space has dim == ambient_dim == intrinsic_dim, got {m.dim}, "
+        f"{m.ambient_dim}, {m.intrinsic_dim}"
+    )
+    assert math.isinf(m.volume), f"a vector space has infinite volume, got {m.volume}"
+    g = torch.Generator().manual_seed(1)
+    z = torch.cat([_probe_coordinates(m), 10.0 * torch.randn(16, m.dim, generator=g).double()])
+    assert torch.allclose(m.to_point(z), z, rtol=_EXACT, atol=0.0), "to_point is not the identity"
+    assert torch.allclose(m.to_coordinates(z), z, rtol=_EXACT, atol=0.0), (
+        "to_coordinates is not the identity"
+    )
+    assert bool(m.point_support().check(z).all()), "some vectors are not points"
+    a, b = z[:16], z[16:]
+    flat = (a - b).norm(dim=-1)
+    assert torch.allclose(m.distance(a, b), flat, rtol=_EXACT, atol=0.0), (
+        "the metric is not flat: distance(a, b) != |a - b|"
+    )
+    standard = torch.distributions.Normal(0.0, 1.0).log_prob(z).sum(-1)
+    log_p = m.prior(dtype=torch.float64).log_prob(z)
+    assert torch.allclose(log_p, standard, rtol=_EXACT, atol=_EXACT), "the prior is not N(0, I)"
+    return "identity embedding, flat metric, all of R^d, prior N(0, I)"
+
+
+def _spread_shapes(m: LatentManifold) -> None:
+    for dtype in (torch.float32, torch.float64):
+        q = m.posterior(torch.randn(5, 3, m.posterior_params, dtype=dtype))
+        s = m.posterior_spread(q)
+        assert tuple(s.shape) == (5, 3, m.dim), f"posterior_spread shape {tuple(s.shape)}"
+        assert s.dtype == dtype, f"posterior_spread dtype {s.dtype} != {dtype}"
+        assert bool((torch.isfinite(s) & (s > 0)).all()), f"spread not finite positive: {s}"
+
+
+def _chart_spread(m: LatentManifold, samples: int) -> float:
+    r"""Posteriors at random raw outputs, per coordinate, exact in law.
+
+    Angle coordinates: :math:`E\cos(z_i - \mu_i) = e^{-s_i^2/2}` (circular standard deviation;
+    exact for a wrapped normal of standard deviation :math:`s_i`); other coordinates:
+    :math:`\operatorname{Var} z_i = s_i^2`.
+    """
+    q = m.posterior(torch.randn(4, m.posterior_params, dtype=torch.float64))
+    s, loc = m.posterior_spread(q), m.posterior_location(q)
+    with torch.no_grad():
+        z = q.sample(torch.Size([samples]))
+    angle = torch.tensor([r is not None for r in m.angle_radii])
+    centred = z - z.mean(0)
+    stat = torch.where(angle, torch.cos(z - loc), centred**2 * samples / (samples - 1))
+    expected = torch.where(angle, torch.exp(-0.5 * s**2), s**2)
+    mean, se = _mean_se(stat)
+    return _z_compare("posterior_spread vs the posterior's samples", mean, expected, se, 1e-9)
+
+
+def _embedded_spread(m: LatentManifold, samples: int, time: float = 1e-3) -> float:
+    r"""Heat kernels at a small intrinsic time :math:`t`, where :math:`E\,d(x, y)^2 \approx
+    n\,\overline{(s_i r_i)^2}` (intrinsic dimension :math:`n`; :math:`r_i` the radius of an angle
+    coordinate, 1 otherwise), to :data:`_LOOSE` relative plus Monte Carlo error."""
+    loc = m.to_coordinates(m.to_point(_probe_coordinates(m, 4)))
+    q = m.coordinate_heat_kernel(loc, torch.full((4,), time, dtype=torch.float64))
+    scale = torch.tensor([1.0 if r is None else r for r in m.angle_radii], dtype=torch.float64)
+    expected = m.intrinsic_dim * (m.posterior_spread(q) * scale).square().mean(-1)
+    with torch.no_grad():
+        y = q.sample(torch.Size([samples]))
+    mean, se = _mean_se(m.distance(m.to_point(y), m.to_point(loc)) ** 2)
+    name = "posterior_spread of a heat kernel vs E d^2 of its samples"
+    return _z_compare(name, mean, expected, se, _LOOSE * float(expected.max()))
+
+
+def _check_posterior_spread(m: LatentManifold, samples: int) -> str:
+    """``posterior_spread``: shape ``(*batch, dim)``, finite, positive, and what samples show.
+
+    Chart coordinates (``dim == intrinsic_dim``): :func:`_chart_spread`; embedded ones (the
+    sphere's unit vectors): :func:`_embedded_spread`.
+    """
+    if not m.has_posterior_spread:
+        return "not declared"
+    _spread_shapes(m)
+    if m.dim == m.intrinsic_dim:
+        z = _chart_spread(m, samples)
+        return f"(*batch, dim), positive; per-coordinate spread of samples within {z:.2f} se"
+    z = _embedded_spread(m, samples)
+    return f"(*batch, dim), positive; small-time E d^2 within {z:.2f} se (+5%)"
+
+
 def manifold_checks(
     manifold: LatentManifold, *, samples: int = 4000, seed: int = 0
 ) -> dict[str, CheckFunction]:
@@ -449,7 +613,18 @@ def manifold_checks(
     ``posterior`` (shapes, support, gradients to every raw output, KL), ``kl`` (against a Monte
     Carlo estimate), ``reparameterize`` (the contract, or the documented
     ``NotImplementedError``), ``validation`` (wrong raw sizes raise ``ValueError``),
-    ``extreme-parameters`` (very large and very negative raw outputs stay finite).
+    ``extreme-parameters`` (very large and very negative raw outputs stay finite), and the
+    declared capabilities that plots, evaluation and harmonic spectra dispatch on:
+    ``angle-radii`` (each declared angle coordinate makes ``to_point`` :math:`2\pi`-periodic
+    with metric :math:`r_i^2` along it, orthogonal to the others; ``volume`` :math:`=
+    \prod_i 2\pi r_i` when all coordinates are angles), ``vector-space`` (a declared vector
+    space has the identity embedding, the flat metric, every vector as a point and the prior
+    :math:`N(0, I)`) and ``posterior-spread`` (shape ``(*batch, dim)``, finite, positive, and
+    the spread of the posterior's samples: per coordinate, the circular standard deviation
+    :math:`E\cos(z_i - \mu_i) = e^{-s_i^2/2}` of an angle, the standard deviation of any other
+    coordinate; on embedded coordinates :math:`E\,d^2 \approx n\,\overline{(s_i r_i)^2}` of a
+    heat kernel at a small time, to 5%). A capability that is not declared passes (``not
+    declared``): the code that needs it raises ``ValueError`` naming it.
 
     Parameters
     ----------
@@ -651,6 +826,9 @@ def manifold_checks(
         ("reparameterize", reparameterize),
         ("validation", validation),
         ("extreme-parameters", extremes),
+        ("angle-radii", lambda: _check_angle_radii(m)),
+        ("vector-space", lambda: _check_vector_space(m)),
+        ("posterior-spread", lambda: _check_posterior_spread(m, samples)),
     ]
     return {name: _seeded(seed, fn) for name, fn in named}
 

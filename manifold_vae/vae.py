@@ -13,6 +13,7 @@ decoder evaluated at the embedded point of :math:`z`. The baseline VAE (thesis C
 
 from __future__ import annotations
 
+import os
 from typing import NamedTuple
 
 import pyro
@@ -21,6 +22,7 @@ from pyro import poutine
 from torch import Tensor, nn
 from torch.distributions import Distribution, kl_divergence
 
+from .checkpoint import load_vae, save_vae
 from .likelihoods import Likelihood
 from .manifolds import LatentManifold
 from .networks import DenseNetwork, default_hidden
@@ -74,6 +76,7 @@ class VAE(nn.Module):
         Custom networks. The encoder maps ``(N, *data_shape)`` to
         ``(N, latent.posterior_params)``; the decoder maps embedded points
         ``(N, latent.ambient_dim)`` to ``(N, *data_shape)``. Default: :class:`DenseNetwork`.
+        Checkpoints store their weights, not their code: :meth:`load` needs them passed.
     hidden : int, optional
         Units per hidden layer of the default networks (default ``floor(D/3)``, Sec. 3.5).
     depth : int
@@ -110,7 +113,10 @@ class VAE(nn.Module):
         self.hidden = hidden if hidden is not None else default_hidden(data_shape)
         self.depth = depth
         self.activation = activation
-        self.custom_networks = encoder is not None or decoder is not None
+        #: The names of the networks passed to the constructor (``()`` for the defaults).
+        self.custom_networks: tuple[str, ...] = tuple(
+            name for name, net in (("encoder", encoder), ("decoder", decoder)) if net is not None
+        )
         self.encoder = (
             encoder
             if encoder is not None
@@ -236,18 +242,44 @@ class VAE(nn.Module):
                 pyro.sample("latent", self.encode(x))
 
     # --- persistence ---------------------------------------------------------------------
-    def save(self, path: str) -> None:
-        """Write weights and everything needed to rebuild the model to one file, atomically."""
-        from .checkpoint import save_vae
+    def save(self, path: str | os.PathLike) -> None:
+        """Write the weights and a config to rebuild the model to one file, atomically.
 
+        Custom networks are saved by their weights only (and their class name): pass the
+        modules again to :meth:`load`. See :mod:`manifold_vae.checkpoint`.
+        """
         save_vae(self, path)
 
     @classmethod
-    def load(cls, path: str, map_location: str | torch.device | None = None) -> VAE:
-        """Rebuild a model written by :meth:`save` (``ValueError`` for corrupt/foreign files)."""
-        from .checkpoint import load_vae
+    def load(
+        cls,
+        path: str | os.PathLike,
+        map_location: str | torch.device | None = None,
+        *,
+        encoder: nn.Module | None = None,
+        decoder: nn.Module | None = None,
+    ) -> VAE:
+        """Rebuild a model written by :meth:`save`, never unpickling code.
 
-        return load_vae(path, map_location=map_location)
+        Parameters
+        ----------
+        path : path
+            The checkpoint.
+        map_location : str or torch.device, optional
+            Device to move the model to.
+        encoder, decoder : nn.Module, optional
+            Modules of the architecture of the custom networks the model was saved with
+            (required then); their weights are loaded from the file.
+
+        Raises
+        ------
+        FileNotFoundError
+            If ``path`` does not exist.
+        ValueError
+            For corrupt, crafted or foreign files, an unregistered likelihood, custom
+            networks not passed, or weights that do not fit them.
+        """
+        return load_vae(path, cls, map_location, encoder=encoder, decoder=decoder)
 
     def extra_repr(self) -> str:
         return f"latent={self.latent!r}, data_shape={tuple(self.data_shape)}"

@@ -31,7 +31,7 @@ def decoder_spectrum(
 ) -> Spectrum:
     """Spectrum of the decoder mean: Fourier on products of circles, Hermite on R^d.
 
-    Chooses by the latent's geometry (:mod:`manifold_vae.harmonic.geometry`):
+    Chooses by the latent's declared capabilities (:mod:`manifold_vae.harmonic.geometry`):
     :func:`~manifold_vae.harmonic.fourier.decoder_fourier_spectrum` with ``grid_shape`` when
     the latent is a flat product of circles,
     :func:`~manifold_vae.harmonic.hermite.decoder_hermite_spectrum` with ``degree`` and
@@ -49,7 +49,8 @@ def decoder_spectrum(
         return decoder_hermite_spectrum(model, degree, nodes, progress=progress)
     raise ValueError(
         f"no spectrum for the latent {latent!r}: spectra are defined for flat products of "
-        "circles (Fourier) and for R^d with a standard normal prior (Hermite)"
+        "circles (Fourier; declared angle_radii for every coordinate) and for R^d with a "
+        "standard normal prior (Hermite; declared is_vector_space)"
     )
 
 

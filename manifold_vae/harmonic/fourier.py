@@ -120,7 +120,7 @@ def decoder_fourier_spectrum(
     ----------
     model : LatentVariableModel
         A trained VAE or a dataset's generating process whose latent is a flat product of
-        circles (:func:`~manifold_vae.harmonic.geometry.circle_radii`).
+        circles (declared ``angle_radii``, :func:`~manifold_vae.harmonic.geometry.circle_radii`).
     grid_shape : int or tuple of int
         Grid points per angle (an int: the same for every angle).
     chunk : int
@@ -141,8 +141,9 @@ def decoder_fourier_spectrum(
     latent = model.latent
     if circle_radii(latent) is None:
         raise ValueError(
-            f"the latent {latent!r} is not a flat product of circles in angle coordinates: "
-            "no Fourier spectrum (use decoder_hermite_spectrum on R^d)"
+            f"the latent {latent!r} is not a flat product of circles in angle coordinates "
+            "(it does not declare angle_radii with a radius for every coordinate): no Fourier "
+            "spectrum (use decoder_hermite_spectrum on R^d)"
         )
     shape = (grid_shape,) * latent.dim if isinstance(grid_shape, int) else tuple(grid_shape)
     if len(shape) != latent.dim:

@@ -1,25 +1,29 @@
-r"""What harmonic analysis needs to know about a latent manifold, read off the protocol.
+r"""What harmonic analysis needs to know about a latent manifold, read off its declarations.
 
-Spectra exist in closed form for two kinds of latent spaces, recognised from
-:class:`~manifold_vae.manifolds.LatentManifold`'s members alone (no class checks):
+Spectra exist in closed form for two kinds of latent spaces, which a manifold *declares*
+(:class:`~manifold_vae.manifolds.LatentManifold`'s capabilities; no class checks, no numerical
+guessing):
 
-* **flat products of circles** (the circle, flat tori, the Clifford torus): coordinates are
-  angles, ``to_point`` is :math:`2\pi`-periodic in each of them, and the pulled-back metric
-  :math:`g = J^\top J` (:math:`J` the Jacobian of ``to_point``) is constant and diagonal,
+* **flat products of circles** (the circle, flat tori, the Clifford torus): every coordinate is
+  an angle (:attr:`~manifold_vae.manifolds.LatentManifold.angle_radii` has a radius
+  :math:`r_i` for each), so ``to_point`` is :math:`2\pi`-periodic in each of them and the
+  pulled-back metric :math:`g = J^\top J` (:math:`J` the Jacobian of ``to_point``) is
   :math:`g = \operatorname{diag}(r_1^2, \dots, r_n^2)`, with
   :math:`\mathrm{volume} = \prod_i 2\pi r_i`. Functions are expanded in
   :math:`e^{i m \cdot \theta}`, the Laplacian's eigenfunctions
   (:math:`\Delta e^{i m\cdot\theta} = -\sum_i m_i^2 / r_i^2\, e^{i m\cdot\theta}`);
-* **Gaussian space** :math:`\mathbb R^d`: infinite volume, ``to_point`` an isometry
+* **Gaussian space** :math:`\mathbb R^d`
+  (:attr:`~manifold_vae.manifolds.LatentManifold.is_vector_space`): ``to_point`` the identity
   (:math:`g = I`), standard normal prior. Functions are expanded in Hermite polynomials.
 
-Other manifolds (e.g. the sphere, products with a sphere) are neither; the spectrum functions
-raise ``ValueError`` for them, while the Lipschitz estimates work on every manifold.
+The conformance kit (:mod:`manifold_vae.testing`, checks ``angle-radii`` and
+``vector-space``) verifies both declarations against the geometry (periodicity, the metric
+:math:`J^\top J`, the volume, the prior). Other manifolds (e.g. the sphere, products with a
+sphere) declare neither; the spectrum functions raise ``ValueError`` for them, naming the
+missing capability, while the Lipschitz estimates work on every manifold.
 """
 
 from __future__ import annotations
-
-import math
 
 import torch
 import torch.autograd.forward_ad as fwad
@@ -28,8 +32,6 @@ from torch import Tensor
 from ..manifolds import LatentManifold
 
 __all__ = ["circle_radii", "embedding_jacobian", "is_gaussian_space", "tangent_frame"]
-
-_PROBES = 16
 
 
 def embedding_jacobian(latent: LatentManifold, coords: Tensor) -> Tensor:
@@ -81,63 +83,26 @@ def tangent_frame(latent: LatentManifold, coords: Tensor) -> Tensor:
     return torch.linalg.qr(embedding_jacobian(latent, coords), mode="reduced").R
 
 
-def _probe(latent: LatentManifold, scale: float) -> Tensor:
-    g = torch.Generator().manual_seed(0)
-    return scale * (2.0 * torch.rand(_PROBES, latent.dim, generator=g, dtype=torch.float64) - 1.0)
-
-
-def _metric(latent: LatentManifold, coords: Tensor) -> Tensor:
-    jac = embedding_jacobian(latent, coords)
-    return jac.transpose(-1, -2) @ jac
-
-
 def circle_radii(latent: LatentManifold) -> tuple[float, ...] | None:
-    r"""The radii :math:`r_i` if ``latent`` is a flat product of circles in angle coordinates.
+    r"""The radii :math:`r_i` if ``latent`` declares every coordinate an angle, else ``None``.
 
-    Checked at 16 fixed pseudo-random points in float64: :math:`2\pi`-periodicity of
-    ``to_point`` in every coordinate, a constant diagonal metric, and
-    :math:`\mathrm{volume} = \prod_i 2\pi r_i` (all to ``1e-9`` relative).
+    Read from the declared capability :attr:`~manifold_vae.manifolds.LatentManifold.angle_radii`
+    (all radii present, :attr:`~manifold_vae.manifolds.LatentManifold.angle_product`); the
+    conformance kit (:mod:`manifold_vae.testing`, check ``angle-radii``) verifies the
+    declaration against the geometry.
 
     Returns
     -------
     tuple of float, or None
-        One radius per coordinate, or ``None`` when the manifold is not of this kind.
+        One radius per coordinate, or ``None`` when some coordinate is not an angle.
     """
-    if not math.isfinite(latent.volume):
+    if not latent.angle_product:
         return None
-    coords = _probe(latent, math.pi)
-    points = latent.to_point(coords)
-    for i in range(latent.dim):
-        shifted = coords.clone()
-        shifted[:, i] += 2.0 * math.pi
-        if not torch.allclose(latent.to_point(shifted), points, rtol=1e-9, atol=1e-9):
-            return None
-    metric = _metric(latent, coords)
-    diagonal = metric.diagonal(dim1=-2, dim2=-1)
-    if not torch.allclose(metric, torch.diag_embed(diagonal), rtol=1e-9, atol=1e-9):
-        return None
-    if not torch.allclose(diagonal, diagonal[:1].expand_as(diagonal), rtol=1e-9, atol=0.0):
-        return None
-    radii = tuple(math.sqrt(v) for v in diagonal[0].tolist())
-    if not math.isclose(math.prod(2.0 * math.pi * r for r in radii), latent.volume, rel_tol=1e-9):
-        return None
-    return radii
+    return tuple(float(r) for r in latent.angle_radii)
 
 
 def is_gaussian_space(latent: LatentManifold) -> bool:
-    r"""Is ``latent`` :math:`\mathbb R^d` with an isometric embedding and prior :math:`N(0, I)`?"""
-    if math.isfinite(latent.volume):
-        return False
-    metric = _metric(latent, _probe(latent, 3.0))
-    eye = torch.eye(latent.dim, dtype=torch.float64)
-    if not torch.allclose(metric, eye.expand_as(metric), rtol=1e-9, atol=1e-9):
-        return False
-    prior = latent.prior(dtype=torch.float64)
-    try:
-        mean, variance = prior.mean, prior.variance
-    except NotImplementedError:
-        return False
-    zero = torch.zeros(latent.dim, dtype=torch.float64)
-    return bool(
-        torch.allclose(mean, zero, atol=1e-12) and torch.allclose(variance, zero + 1.0, atol=1e-12)
-    )
+    r"""Does ``latent`` declare itself :math:`\mathbb R^d` with an isometric embedding and
+    prior :math:`N(0, I)` (:attr:`~manifold_vae.manifolds.LatentManifold.is_vector_space`,
+    checked by the kit's ``vector-space`` check)?"""
+    return bool(latent.is_vector_space)

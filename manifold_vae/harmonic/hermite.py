@@ -146,7 +146,7 @@ def decoder_hermite_spectrum(
     ----------
     model : LatentVariableModel
         A model whose latent is Gaussian space
-        (:func:`~manifold_vae.harmonic.geometry.is_gaussian_space`).
+        (declared ``is_vector_space``, :func:`~manifold_vae.harmonic.geometry.is_gaussian_space`).
     degree : int
         Largest total degree listed (the energy beyond it still counts in ``total_energy``).
     nodes : int
@@ -163,7 +163,8 @@ def decoder_hermite_spectrum(
     if not is_gaussian_space(latent):
         raise ValueError(
             f"the latent {latent!r} is not R^d with an isometric embedding and an N(0, I) "
-            "prior: no Hermite spectrum (use decoder_fourier_spectrum on circles and tori)"
+            "prior (it does not declare is_vector_space): no Hermite spectrum (use "
+            "decoder_fourier_spectrum on circles and tori)"
         )
     _check_degree_nodes(degree, nodes)
     dtype, device = model_dtype_device(model)

@@ -96,7 +96,10 @@ def heat_smoothed_decoder(
     """
     radii = circle_radii(model.latent)
     if radii is None:
-        raise ValueError(f"heat smoothing needs a product of circles, got {model.latent!r}")
+        raise ValueError(
+            "heat smoothing needs a product of circles (angle_radii declared for every "
+            f"coordinate), got {model.latent!r}"
+        )
     spectrum = decoder_fourier_spectrum(model, grid_shape)
     real, device = spectrum.coefficients.real.dtype, spectrum.coefficients.device
     time = torch.as_tensor(time, dtype=real, device=device).unsqueeze(-1)

@@ -69,11 +69,11 @@ def plot_reduction_grid(
     title : str
         Figure title.
     """
-    from ..plots import CYCLIC_CMAP, _figure, _save
+    from ..plots import CYCLIC_CMAP, new_figure, save_figure
 
     names = table.names
     n = len(names)
-    figure = _figure(3.0 * n, 3.0 * n, layout="constrained")
+    figure = new_figure(3.0 * n, 3.0 * n, layout="constrained")
     hue = phase.detach().cpu().double().numpy()
     for i, s in enumerate(names):
         source_points = models[s].latent.to_point(coords[s])
@@ -104,4 +104,4 @@ def plot_reduction_grid(
         f"{title}\ngrey: target's own latents; crosses: source latents mapped into it",
         fontsize=9,
     )
-    return _save(figure, path)
+    return save_figure(figure, path)

@@ -1,7 +1,9 @@
 """Every latent manifold, listed once, and helpers shared by the generic manifold and VAE tests.
 
 ``test_manifolds.py`` fails when a class in ``manifold_vae.manifolds.registered_manifolds()``
-has no instance in ``MANIFOLDS``.
+has no instance in ``MANIFOLDS``. ``ScaledCircle`` is a manifold written by a user against the
+public protocol only (not registered, no capability declared), shared by ``test_manifolds.py``
+and ``test_user_manifold.py``.
 """
 
 from __future__ import annotations
@@ -9,10 +11,14 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import torch
 from torch import Tensor
+from torch.distributions import Distribution, constraints
 
+from distributions import TorusHeatKernel, TorusUniform
+from manifold_vae._geomstats import load_geomstats
 from manifold_vae.manifolds import (
     Circle,
     CliffordTorus,
@@ -28,6 +34,7 @@ __all__ = [
     "ALL_MANIFOLDS",
     "MANIFOLDS",
     "OTHER_MANIFOLDS",
+    "ScaledCircle",
     "coordinate_grid",
     "default_dtype",
     "is_compact",
@@ -119,3 +126,82 @@ def default_dtype(dtype: torch.dtype) -> Iterator[None]:
         yield
     finally:
         torch.set_default_dtype(old)
+
+
+# --- a manifold written by a user, against the public protocol only --------------------------
+class _OnCircle(constraints.Constraint):
+    """Points of R^2 at distance ``radius`` from the origin."""
+
+    event_dim = 1
+
+    def __init__(self, radius: float) -> None:
+        self.radius = radius
+        super().__init__()
+
+    def check(self, value: Tensor) -> Tensor:
+        return (value.norm(dim=-1) - self.radius).abs() <= 1e-4 * self.radius
+
+
+def _wrap(angle: Tensor) -> Tensor:
+    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
+
+
+class ScaledCircle(LatentManifold):
+    """A circle of radius ``radius`` in R^2: metric ``radius^2 d theta^2``."""
+
+    name = "test-scaled-circle"
+
+    def __init__(self, radius: float = 2.0) -> None:
+        self.radius = float(radius)
+        self.dim, self.ambient_dim, self.posterior_params = 1, 2, 3
+        self._space: Any = None
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {"radius": self.radius}
+
+    @property
+    def space(self) -> Any:
+        if self._space is None:
+            load_geomstats()
+            from geomstats.geometry.hypersphere import Hypersphere
+
+            self._space = Hypersphere(1)
+            self._space.metric = self.radius**2 * self._space.metric
+        return self._space
+
+    @property
+    def volume(self) -> float:
+        return 2.0 * math.pi * self.radius
+
+    def to_point(self, coordinates: Tensor) -> Tensor:
+        return self.radius * torch.cat([coordinates.cos(), coordinates.sin()], dim=-1)
+
+    def to_coordinates(self, point: Tensor) -> Tensor:
+        return _wrap(torch.atan2(point[..., 1:], point[..., :1]))
+
+    def log_volume_density(self, coordinates: Tensor) -> Tensor:
+        return torch.full_like(coordinates[..., 0], math.log(self.radius))
+
+    def point_support(self) -> constraints.Constraint:
+        return _OnCircle(self.radius)
+
+    def prior(self, *, dtype=None, device=None) -> Distribution:
+        return TorusUniform(1, dtype=dtype, device=device)
+
+    def sample_prior(
+        self, n: int, generator: torch.Generator, dtype: torch.dtype = torch.float64
+    ) -> Tensor:
+        u = torch.rand(n, 1, generator=generator, dtype=dtype)
+        return _wrap((2.0 * u - 1.0) * math.pi)
+
+    def posterior(self, raw: Tensor) -> Distribution:
+        if raw.shape[-1] != 3:
+            raise ValueError(f"raw must have last dimension 3, got {tuple(raw.shape)}")
+        loc = torch.atan2(raw[..., 1:2], raw[..., 0:1])
+        return TorusHeatKernel(loc, torch.nn.functional.softplus(raw[..., 2:]) + 1e-6)
+
+    def posterior_location(self, posterior: Distribution) -> Tensor:
+        return posterior.mean_direction
+
+    def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> Distribution:
+        return TorusHeatKernel(coordinates, (time / self.radius**2).unsqueeze(-1))

@@ -87,21 +87,45 @@ def test_round_trip_of_a_float64_model_with_non_default_networks(tmp_path, m):
     _assert_same_model(vae, loaded, _data(vae.likelihood, dtype=torch.float64))
 
 
-@pytest.mark.parametrize("m", [Euclidean(2), Circle(), CliffordTorus()], ids=repr)
-def test_round_trip_with_custom_networks(tmp_path, m):
-    encoder = nn.Sequential(
+def _conv_encoder(m) -> nn.Module:
+    return nn.Sequential(
         nn.Conv2d(1, 3, 3, padding=1), nn.ELU(), nn.Flatten(), nn.Linear(3 * 36, m.posterior_params)
     )
-    decoder = nn.Sequential(
+
+
+def _conv_decoder(m) -> nn.Module:
+    return nn.Sequential(
         nn.Linear(m.ambient_dim, 36), nn.Unflatten(1, (1, 6, 6)), nn.Conv2d(1, 1, 3, padding=1)
     )
-    vae = _vae(m, Bernoulli(), data_shape=(1, 6, 6), encoder=encoder, decoder=decoder)
+
+
+def _conv_vae(m) -> VAE:
+    return _vae(
+        m, Bernoulli(), data_shape=(1, 6, 6), encoder=_conv_encoder(m), decoder=_conv_decoder(m)
+    )
+
+
+@pytest.mark.parametrize("m", [Euclidean(2), Circle(), CliffordTorus()], ids=repr)
+def test_round_trip_with_custom_networks(tmp_path, m):
+    vae = _conv_vae(m)
     vae.save(tmp_path / "model.pt")
-    loaded = VAE.load(tmp_path / "model.pt")
+    torch.manual_seed(5)  # fresh modules: their initial weights are replaced by the saved ones
+    loaded = VAE.load(tmp_path / "model.pt", encoder=_conv_encoder(m), decoder=_conv_decoder(m))
     assert isinstance(loaded.encoder[0], nn.Conv2d) and isinstance(loaded.decoder[1], nn.Unflatten)
     _assert_same_model(
         vae, loaded, torch.rand(5, 1, 6, 6, generator=torch.Generator().manual_seed(0))
     )
+
+
+def test_load_builds_the_class_it_is_called_on(tmp_path):
+    class Subclass(VAE):
+        pass
+
+    vae = _vae(Circle(), Gaussian())
+    vae.save(tmp_path / "model.pt")
+    loaded = Subclass.load(tmp_path / "model.pt")
+    assert type(loaded) is Subclass
+    _assert_same_model(vae, loaded, _data(vae.likelihood))
 
 
 def test_load_with_map_location(tmp_path):
@@ -263,3 +287,156 @@ def test_missing_file_raises_file_not_found(tmp_path):
         VAE.load(tmp_path / "missing.pt")
     with pytest.raises(FileNotFoundError, match="no checkpoint at"):
         VAE.load(tmp_path)  # a folder is not a checkpoint
+
+
+# --- no code is ever unpickled ---------------------------------------------------------------
+class _CreatesAFile:
+    """Unpickling this opens (creates) ``path``: code that a checkpoint must never run."""
+
+    def __init__(self, path) -> None:
+        self.path = str(path)
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+def test_the_payload_runs_when_unpickled(tmp_path):
+    """The crafted payload below is live: plain unpickling creates its file."""
+    import pickle
+
+    marker = tmp_path / "ran"
+    pickle.loads(pickle.dumps(_CreatesAFile(marker))).close()
+    assert marker.exists()
+
+
+@pytest.mark.parametrize("where", ["state_dict", "header", "top"])
+def test_a_crafted_pickle_raises_without_running(tmp_path, where):
+    marker = tmp_path / "ran"
+    path = tmp_path / "model.pt"
+    _vae(Circle(), Gaussian()).save(path)
+    header = torch.load(path, weights_only=True)
+    if where == "state_dict":
+        header["state_dict"]["encoder.layers.0.weight"] = _CreatesAFile(marker)
+    elif where == "header":
+        header["likelihood"] = _CreatesAFile(marker)
+    else:
+        header = _CreatesAFile(marker)
+    torch.save(header, path)
+    with pytest.raises(ValueError, match="is not a readable manifold-vae checkpoint"):
+        VAE.load(path)
+    assert not marker.exists(), "loading ran code from the checkpoint"
+
+
+def _old_format(path, m, payload=None) -> VAE:
+    """A format-1 checkpoint of a custom-network model, its networks as pickled modules."""
+    import io
+
+    vae = _conv_vae(m)
+    vae.save(path)
+    header = torch.load(path, weights_only=True)
+    header["format_version"] = 1
+    for name in ("encoder", "decoder"):
+        buffer = io.BytesIO()
+        torch.save(payload if payload is not None else getattr(vae, name), buffer)
+        header[name] = buffer.getvalue()
+    torch.save(header, path)
+    return vae
+
+
+def test_an_old_checkpoint_with_pickled_networks_is_refused(tmp_path):
+    marker = tmp_path / "ran"
+    _old_format(tmp_path / "old.pt", Circle(), payload=_CreatesAFile(marker))
+    with pytest.raises(ValueError, match=r"as pickled code .* never unpickles") as info:
+        VAE.load(tmp_path / "old.pt")
+    assert "encoder=..., decoder=..." in str(info.value)
+    assert not marker.exists()
+
+
+def test_an_old_checkpoint_loads_with_the_networks_passed(tmp_path):
+    m = Circle()
+    old = _old_format(tmp_path / "old.pt", m)
+    loaded = VAE.load(tmp_path / "old.pt", encoder=_conv_encoder(m), decoder=_conv_decoder(m))
+    _assert_same_model(old, loaded, torch.rand(5, 1, 6, 6))
+
+
+def test_an_old_checkpoint_of_default_networks_loads(tmp_path):
+    path = tmp_path / "old.pt"
+    vae = _vae(Circle(), Gaussian(0.2))
+    vae.save(path)
+    header = torch.load(path, weights_only=True)
+    header["format_version"] = 1
+    torch.save(header, path)
+    _assert_same_model(vae, VAE.load(path), _data(vae.likelihood))
+
+
+# --- custom networks are passed to load ------------------------------------------------------
+def test_custom_networks_are_recorded_by_class_not_stored(tmp_path):
+    path = tmp_path / "model.pt"
+    _conv_vae(Circle()).save(path)
+    header = torch.load(path, weights_only=True)
+    assert header["encoder"] == header["decoder"] == "torch.nn.modules.container.Sequential"
+    assert header["format_version"] == 2
+
+
+def test_loading_without_the_custom_networks_names_them(tmp_path):
+    m = Circle()
+    path = tmp_path / "model.pt"
+    _conv_vae(m).save(path)
+    with pytest.raises(ValueError, match=r"custom encoder \(torch.nn.*Sequential\).*decoder"):
+        VAE.load(path)
+    with pytest.raises(ValueError, match=r"custom decoder .*VAE.load\(path, decoder=\.\.\.\)"):
+        VAE.load(path, encoder=_conv_encoder(m))
+
+
+def test_only_the_custom_network_is_needed(tmp_path):
+    m = Circle()
+    path = tmp_path / "model.pt"
+    vae = _vae(m, Gaussian(0.3), encoder=nn.Sequential(nn.Linear(25, m.posterior_params)))
+    assert vae.custom_networks == ("encoder",)
+    vae.save(path)
+    assert torch.load(path, weights_only=True)["decoder"] is None
+    loaded = VAE.load(path, encoder=nn.Sequential(nn.Linear(25, m.posterior_params)))
+    assert loaded.custom_networks == ("encoder",)
+    _assert_same_model(vae, loaded, _data(vae.likelihood))
+
+
+@pytest.mark.parametrize(
+    ("encoder", "message"),
+    [
+        (lambda m: nn.Sequential(nn.Linear(36, m.posterior_params)), "does not fit the encoder"),
+        (lambda m: nn.Linear(36, m.posterior_params), "Missing key"),
+        (lambda m: "a network", "encoder must be an nn.Module"),
+    ],
+    ids=["shapes", "keys", "not-a-module"],
+)
+def test_networks_that_do_not_fit_raise_value_errors(tmp_path, encoder, message):
+    m = Circle()
+    path = tmp_path / "model.pt"
+    _conv_vae(m).save(path)
+    with pytest.raises(ValueError, match=message):
+        VAE.load(path, encoder=encoder(m), decoder=_conv_decoder(m))
+
+
+# --- likelihoods are looked up by name -------------------------------------------------------
+def test_an_unregistered_likelihood_is_named(tmp_path):
+    path = tmp_path / "model.pt"
+    _vae(Circle(), Gaussian()).save(path)
+    header = torch.load(path, weights_only=True)
+    header["likelihood"] = {"name": "student-t", "kwargs": {"df": 3.0}}
+    torch.save(header, path)
+    with pytest.raises(ValueError, match="likelihood 'student-t', which is not registered"):
+        VAE.load(path)
+
+
+def test_checkpoint_does_not_import_the_vae():
+    """The VAE imports the checkpoint module, not the other way round (no import cycle)."""
+    import ast
+    import inspect
+
+    tree = ast.parse(inspect.getsource(checkpoint))
+    imported = {
+        node.module
+        for node in ast.walk(tree)
+        if isinstance(node, ast.ImportFrom) and node.module is not None
+    }
+    assert "vae" not in imported and "manifold_vae.vae" not in imported

@@ -65,6 +65,64 @@ def test_train_on_a_npy_file_with_a_bernoulli_likelihood(tmp_path, capsys):
     assert metrics["likelihood"]["name"] == "bernoulli"
 
 
+def test_train_on_the_sphere_writes_no_phase_correlation(tmp_path, capsys):
+    """The sphere declares no angle coordinates and is not a vector space."""
+    out = tmp_path / "run"
+    argv = ["train", "--latent", "sphere", "--epochs", "1", "--n", "64", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["latent"]["name"] == "sphere" and "phase_correlation" not in metrics
+    assert "circular correlation" not in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(("latent", "count"), [("euclidean:2", 1), ("circle*euclidean:1", 1)])
+def test_train_writes_the_phase_correlation_where_angles_are_declared(tmp_path, latent, count):
+    out = tmp_path / "run"
+    argv = ["train", "--latent", latent, "--epochs", "1", "--n", "64", "--out", str(out)]
+    assert main([*argv, "--no-progress"]) == 0
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert len(metrics["phase_correlation"]) == count
+
+
+def test_likelihoods_are_made_from_the_registry():
+    from manifold_vae.jobs import make_likelihood
+    from manifold_vae.likelihoods import LIKELIHOODS
+
+    for name in LIKELIHOODS.names():
+        assert type(make_likelihood(name, 0.2)) is LIKELIHOODS[name]
+    assert make_likelihood("gaussian", 0.2).sigma == 0.2
+    assert make_likelihood("gaussian-learned", 0.3).init_sigma == 0.3
+    with pytest.raises(ValueError, match="unknown likelihood 'poisson'; registered: bernoulli"):
+        make_likelihood("poisson")
+
+
+def test_train_help_lists_the_registries(capsys):
+    from manifold_vae.likelihoods import LIKELIHOODS
+    from manifold_vae.manifolds.base import MANIFOLDS
+
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    printed = " ".join(capsys.readouterr().out.split())
+    assert f"one of {', '.join(LIKELIHOODS.names())} (default gaussian)" in printed
+    assert f"with NAME one of {', '.join(MANIFOLDS.names())}" in printed
+
+
+def test_building_the_parser_imports_no_registry():
+    """Choices are read when needed: ``--version`` and argument errors stay fast."""
+    code = (
+        "import sys; from manifold_vae.cli import build_parser; build_parser(); "
+        "print(' '.join(sorted(sys.modules)))"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60
+    )
+    loaded = result.stdout.split()
+    assert "manifold_vae.cli" in loaded
+    for module in ("torch", "manifold_vae.likelihoods", "manifold_vae.manifolds"):
+        assert module not in loaded
+    assert not any(m.startswith("manifold_vae.reproduce") for m in loaded)
+
+
 def test_bench_delegates_to_the_benchmark(tmp_path, capsys):
     out = tmp_path / "bench.json"
     argv = ["bench", "--n", "200", "--repeats", "1", "--dtype", "float64", "--device", "cpu"]
@@ -87,6 +145,7 @@ def test_bench_delegates_to_the_benchmark(tmp_path, capsys):
         (["train", "--out", "x", "--data", "missing.npy"], "does not exist"),
         (["train", "--out", "x", "--data", "table.csv"], "must be 'sinusoids' or a .npy"),
         (["train", "--out", "x", "--sigma-x", "-1"], "sigma must be a positive"),
+        (["train", "--out", "x", "--likelihood", "student-t"], "invalid choice: 'student-t'"),
         (["bench", "--dtype", "float16"], "manifold-vae bench: error: argument --dtype"),
         (["bench", "--n", "0"], "--n and --repeats must be positive"),
     ],

@@ -12,7 +12,13 @@ from torch.distributions import Distribution, register_kl
 import distributions as D
 from distributions.angles import wrap_angle
 from distributions.testing import circle_heat_kernels, sphere_heat_kernels, torus_heat_kernels
-from manifold_vae.manifolds import Circle, Euclidean, LatentManifold, registered_manifolds
+from manifold_vae.manifolds import (
+    Circle,
+    Euclidean,
+    LatentManifold,
+    Sphere,
+    registered_manifolds,
+)
 from manifold_vae.testing import (
     check_distribution,
     check_manifold,
@@ -214,6 +220,117 @@ def test_broken_manifolds_fail_the_named_checks(one_thread):
     report = check_manifold(FrozenTimeEuclidean(1), raise_on_failure=False, samples=2000)
     assert "posterior" in {c.name for c in report.failures}
     assert "some raw output gets no gradient" in str(report)
+
+
+# --- declared capabilities: a wrong declaration fails its named check -------------------------
+class WrongRadiusCircle(Circle):
+    """The unit circle declaring radius 2: the metric along the angle is 1, not 4."""
+
+    name = "test-wrong-radius-circle"
+
+    @property
+    def angle_radii(self):
+        return (2.0,)
+
+
+class AngleLine(Euclidean):
+    """R^1 declaring its coordinate an angle (not a vector): to_point is not 2 pi-periodic."""
+
+    name = "test-angle-line"
+
+    @property
+    def angle_radii(self):
+        return (1.0,)
+
+    @property
+    def is_vector_space(self):
+        return False
+
+
+class StretchedLine(Euclidean):
+    """R^1 embedded as 2 z, still declaring the vector space it inherits (not an isometry)."""
+
+    name = "test-stretched-line"
+
+    def to_point(self, coordinates):
+        return 2.0 * coordinates
+
+    def to_coordinates(self, point):
+        return point / 2.0
+
+
+class TimeSpreadCircle(Circle):
+    """Thesis Eq. 7.11's slip: the time t as the spread instead of sqrt(2 t)."""
+
+    name = "test-time-spread-circle"
+
+    def posterior_spread(self, posterior):
+        return posterior.time
+
+
+class VarianceSpreadEuclidean(Euclidean):
+    """The variance instead of the standard deviation."""
+
+    name = "test-variance-spread-euclidean"
+
+    def posterior_spread(self, posterior):
+        return posterior.variance
+
+
+class TimeSpreadSphere(Sphere):
+    """Embedded coordinates: the time instead of sqrt(2 t) per tangent direction."""
+
+    name = "test-time-spread-sphere"
+
+    def posterior_spread(self, posterior):
+        return posterior.time.unsqueeze(-1).expand(*posterior.batch_shape, 3)
+
+
+class BadShapeSpread(Circle):
+    """One spread per datapoint instead of per coordinate."""
+
+    name = "test-bad-shape-spread"
+
+    def posterior_spread(self, posterior):
+        return posterior.time[..., 0]
+
+
+@pytest.mark.parametrize(
+    ("manifold", "check", "message"),
+    [
+        (WrongRadiusCircle(), "angle-radii", "not radius\\^2"),
+        (AngleLine(1), "angle-radii", "not 2 pi-periodic"),
+        (StretchedLine(1), "vector-space", "to_point is not the identity"),
+        (TimeSpreadCircle(), "posterior-spread", "posterior_spread vs the posterior's samples"),
+        (VarianceSpreadEuclidean(2), "posterior-spread", "posterior's samples"),
+        (TimeSpreadSphere(), "posterior-spread", "E d\\^2 of its samples"),
+        (BadShapeSpread(), "posterior-spread", "posterior_spread shape"),
+    ],
+    ids=lambda v: v if isinstance(v, str) else type(v).__name__,
+)
+def test_a_wrong_capability_declaration_fails_its_check(manifold, check, message, one_thread):
+    checks = manifold_checks(manifold, samples=1000)
+    with pytest.raises(AssertionError, match=message):
+        checks[check]()
+    for other in {"angle-radii", "vector-space", "posterior-spread"} - {check}:
+        checks[other]()  # only the wrong declaration fails
+
+
+class Undeclared(Circle):
+    """A circle that declares no capability: the kit passes, saying so."""
+
+    name = "test-undeclared-circle"
+    posterior_spread = LatentManifold.posterior_spread
+
+    @property
+    def angle_radii(self):
+        return (None,)
+
+
+def test_capabilities_not_declared_pass_and_say_so():
+    checks = manifold_checks(Undeclared(), samples=500)
+    assert [checks[c]() for c in ("vector-space", "posterior-spread")] == ["not declared"] * 2
+    assert checks["angle-radii"]() == "no angle coordinate declared"
 
 
 class NoPriorSampler(Circle):

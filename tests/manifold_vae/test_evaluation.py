@@ -17,6 +17,7 @@ from manifold_vae.evaluation import (
     factor_correlations,
     format_mean_std,
     grid_windings,
+    has_recovered_angles,
     loop_winding,
     phase_recovery,
     recovered_angles,
@@ -25,7 +26,7 @@ from manifold_vae.evaluation import (
     winding_number,
 )
 from manifold_vae.likelihoods import Bernoulli, Gaussian
-from manifold_vae.manifolds import Circle, Euclidean, FlatTorus
+from manifold_vae.manifolds import Circle, Euclidean, FixedTime, FlatTorus, Product, Sphere
 from manifold_vae.vae import VAE
 
 SIGMA = 0.1
@@ -280,7 +281,7 @@ def test_phase_recovery_uses_the_one_to_one_assignment():
     true, recovered = _double_claim()
     vae = _angle_vae(2)
     data = _embed(*recovered.T)
-    # recovered_angles centres the embedded points first: the double claim survives it.
+    # recovered_angles are the torus's angle coordinates: the double claim survives.
     corr = _correlation_matrix(true, recovered_angles(vae, data))
     assert corr.argmax(1).tolist() == [0, 0]
     result = phase_recovery(vae, data, true)
@@ -293,6 +294,29 @@ def test_phase_recovery_with_fewer_recovered_angles_leaves_nan():
     a, b = _angles(100, 0), _loop(100)  # a regular loop: centring changes nothing
     result = phase_recovery(_angle_vae(1), _embed(b), torch.stack([a, b], -1))
     assert math.isnan(result[0]) and result[1].item() == pytest.approx(1.0)
+
+
+def test_recovered_angles_follow_the_declared_capabilities(grid):
+    """Angle coordinates as they are, a vector space's centred pairs, else a named error."""
+    torus = _angle_vae(2)
+    data = _embed(_loop(40), 0.5 * _loop(40)).float()  # the model's dtype
+    with torch.no_grad():
+        location = torus.latent.posterior_location(torus.encode(data))
+    torch.testing.assert_close(recovered_angles(torus, data), location.double(), rtol=0, atol=0)
+    plane = _vae(Euclidean(3))  # odd dimension: one pair, the last coordinate left out
+    with torch.no_grad():
+        mean = plane.encode(grid).mean.double()
+    centred = mean - mean.mean(0)
+    expected = torch.atan2(centred[:, 1], centred[:, 0]).unsqueeze(-1)
+    torch.testing.assert_close(recovered_angles(plane, grid), expected, rtol=0, atol=0)
+    cylinder = _vae(Product(Circle(), Euclidean(1)))  # only the angle coordinate
+    assert recovered_angles(cylinder, grid).shape == (len(grid), 1)
+    for latent in (Euclidean(1), Sphere(), FixedTime(Sphere(), 0.1)):
+        assert not has_recovered_angles(latent)
+        with pytest.raises(ValueError, match=r"recovered_angles needs .*angle_radii"):
+            recovered_angles(_vae(latent), grid)
+    with pytest.raises(ValueError, match="is_vector_space"):
+        phase_recovery(_vae(Sphere()), grid, torch.zeros(len(grid), 1))
 
 
 def test_circular_correlation_still_signed():

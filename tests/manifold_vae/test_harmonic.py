@@ -163,13 +163,21 @@ def test_hermite_energy_beyond_the_listed_degree_still_counts():
 
 # --- which latents have which spectrum --------------------------------------------------------
 class _Stretched(Euclidean):
-    """R^1 embedded as 2 z: not an isometry, so not Gaussian space in our sense."""
+    """R^1 embedded as 2 z: not an isometry, so not Gaussian space in our sense.
+
+    Capabilities are declared, not probed: a subclass that changes the geometry declares it
+    (left declared, the conformance kit's ``vector-space`` check fails: test_conformance.py).
+    """
 
     def to_point(self, coordinates: Tensor) -> Tensor:
         return 2.0 * coordinates
 
+    @property
+    def is_vector_space(self) -> bool:
+        return False
 
-def test_geometry_is_read_from_the_protocol():
+
+def test_geometry_is_read_from_the_declared_capabilities():
     assert circle_radii(Circle()) == pytest.approx((1.0,))
     assert circle_radii(FlatTorus(3)) == pytest.approx((1.0,) * 3)
     assert circle_radii(CliffordTorus()) == pytest.approx((0.5**0.5,) * 2, rel=1e-12)

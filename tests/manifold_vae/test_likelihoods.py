@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import math
 
 import pytest
 import torch
 import torch.nn.functional as F
 
+from manifold_vae.likelihoods import LIKELIHOODS as REGISTRY
 from manifold_vae.likelihoods import (
     Bernoulli,
     Gaussian,
@@ -243,6 +245,78 @@ def test_spec_round_trip(likelihood):
 def test_unknown_likelihood_spec_raises(spec):
     with pytest.raises(ValueError, match="unknown likelihood spec"):
         likelihood_from_spec(spec)
+
+
+def test_a_spec_whose_kwargs_do_not_fit_raises():
+    with pytest.raises(ValueError, match="does not fit its class"):
+        likelihood_from_spec({"name": "gaussian", "kwargs": {"scale": 0.1}})
+    with pytest.raises(ValueError, match="kwargs must be a dict"):
+        likelihood_from_spec({"name": "gaussian", "kwargs": [0.1]})
+
+
+def test_every_likelihood_class_is_registered():
+    registered = {cls for _, cls in REGISTRY.items()}
+    assert {type(lik) for lik in LIKELIHOODS} <= registered
+    assert all(REGISTRY[cls.name] is cls for cls in registered)
+
+
+# --- built from the command line's options -----------------------------------------------------
+@pytest.mark.parametrize("name", REGISTRY.names())
+def test_every_registered_likelihood_builds_from_options(name):
+    likelihood = REGISTRY[name].from_options(sigma_x=0.4)
+    assert type(likelihood) is REGISTRY[name] and likelihood.name == name
+    assert likelihood_from_spec(likelihood.spec()).spec() == likelihood.spec()
+
+
+def test_from_options_sets_the_scale():
+    assert Gaussian.from_options(sigma_x=0.2).config() == {"sigma": 0.2}
+    assert GaussianLearnedScale.from_options(sigma_x=0.3).config() == {
+        "init_sigma": 0.3,
+        "shared": False,
+    }
+    assert Bernoulli.from_options(sigma_x=0.3).config() == {}  # no scale to set
+    with pytest.raises(ValueError, match="sigma must be a positive"):
+        Gaussian.from_options(sigma_x=-1.0)
+
+
+def test_only_the_fixed_scale_gaussian_declares_the_thesis_metrics():
+    assert [lik.gaussian_metrics for lik in LIKELIHOODS] == [True, False, False, False]
+    assert isinstance(Gaussian(0.3).sigma, float)  # what the thesis metrics read
+
+
+# --- the decoder KL, a method of the likelihood ------------------------------------------------
+def test_gaussian_decoder_kl_with_two_scales_is_thesis_eq_8_12():
+    """Scalar scales: ||mu1 - mu2||^2 / (2 s2^2) + D/2 (log(s2^2/s1^2) + s1^2/s2^2 - 1)."""
+    s1, s2 = 0.1, 0.3
+    p_lik, q_lik = _built(Gaussian(s1), (1, 5, 5)), _built(Gaussian(s2), (1, 5, 5))
+    mu1 = torch.randn(3, 1, 5, 5, dtype=torch.float64, generator=_generator(7))
+    mu2 = torch.randn(3, 1, 5, 5, dtype=torch.float64, generator=_generator(8))
+    kl = Gaussian.decoder_kl(p_lik(mu1), q_lik(mu2))
+    expected = (mu1 - mu2).pow(2).flatten(1).sum(1) / (2 * s2**2) + 25 / 2 * (
+        math.log(s2**2 / s1**2) + s1**2 / s2**2 - 1
+    )
+    torch.testing.assert_close(kl, expected)
+    torch.testing.assert_close(GaussianLearnedScale.decoder_kl(p_lik(mu1), q_lik(mu2)), kl)
+
+
+def test_bernoulli_decoder_kl_is_the_mean_of_the_log_ratio():
+    lik = _built(Bernoulli(), (6,))
+    a = torch.randn(2, 6, dtype=torch.float64, generator=_generator(9))
+    b = torch.randn(2, 6, dtype=torch.float64, generator=_generator(10))
+    p, q = lik(a), lik(b)
+    x = torch.tensor(list(itertools.product([0.0, 1.0], repeat=6)), dtype=torch.float64)
+    log_ratio = p.log_prob(x[:, None]) - q.log_prob(x[:, None])  # every binary datapoint
+    expected = (p.log_prob(x[:, None]).exp() * log_ratio).sum(0)
+    torch.testing.assert_close(Bernoulli.decoder_kl(p, q), expected)
+
+
+def test_decoder_kl_refuses_another_family_or_shape():
+    gaussian, bernoulli = _built(Gaussian(), (4,)), _built(Bernoulli(), (4,))
+    with pytest.raises(ValueError, match=r"Bernoulli\.decoder_kl needs two products of Bernoulli"):
+        Bernoulli.decoder_kl(bernoulli(torch.zeros(4)), gaussian(torch.zeros(4)))
+    other = _built(Bernoulli(), (5,))
+    with pytest.raises(ValueError, match="same event shape"):
+        Bernoulli.decoder_kl(bernoulli(torch.zeros(4)), other(torch.zeros(5)))
 
 
 # --- log_density: the closed forms the ELBO and the ensemble use ------------------------------

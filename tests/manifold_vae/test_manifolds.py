@@ -10,25 +10,26 @@ import json
 import math
 import subprocess
 import sys
-from typing import Any
 
 import pyro.distributions as dist
 import pytest
 import torch
 from torch import Tensor
-from torch.distributions import Distribution, Independent, constraints, kl_divergence
+from torch.distributions import Distribution, Independent, kl_divergence
 
-from distributions import CircleHeatKernel, TorusHeatKernel, TorusUniform
-from manifold_vae._geomstats import load_geomstats
+from distributions import CircleHeatKernel, TorusHeatKernel
 from manifold_vae.datasets import sinusoids
 from manifold_vae.likelihoods import Gaussian
 from manifold_vae.manifolds import (
     Circle,
     CliffordTorus,
     Euclidean,
+    FixedTime,
     FlatTorus,
     LatentManifold,
     PointDistribution,
+    Product,
+    Sphere,
     base,
     manifold_from_spec,
     register_manifold,
@@ -39,6 +40,7 @@ from manifold_vae.vae import VAE
 from .registry import (
     ALL_MANIFOLDS,
     MANIFOLDS,
+    ScaledCircle,
     coordinate_grid,
     default_dtype,
     ids,
@@ -48,79 +50,6 @@ from .registry import (
 )
 
 GRID = {1: 512, 2: 160, 3: 40}  # grid points per dimension, by intrinsic dimension
-
-
-# --- a manifold written by a user, against the public protocol only --------------------------
-class _OnCircle(constraints.Constraint):
-    """Points of R^2 at distance ``radius`` from the origin."""
-
-    event_dim = 1
-
-    def __init__(self, radius: float) -> None:
-        self.radius = radius
-        super().__init__()
-
-    def check(self, value: Tensor) -> Tensor:
-        return (value.norm(dim=-1) - self.radius).abs() <= 1e-4 * self.radius
-
-
-def _wrap(angle: Tensor) -> Tensor:
-    return torch.remainder(angle + math.pi, 2.0 * math.pi) - math.pi
-
-
-class ScaledCircle(LatentManifold):
-    """A circle of radius ``radius`` in R^2: metric ``radius^2 d theta^2``."""
-
-    name = "test-scaled-circle"
-
-    def __init__(self, radius: float = 2.0) -> None:
-        self.radius = float(radius)
-        self.dim, self.ambient_dim, self.posterior_params = 1, 2, 3
-        self._space: Any = None
-
-    def _kwargs(self) -> dict[str, Any]:
-        return {"radius": self.radius}
-
-    @property
-    def space(self) -> Any:
-        if self._space is None:
-            load_geomstats()
-            from geomstats.geometry.hypersphere import Hypersphere
-
-            self._space = Hypersphere(1)
-            self._space.metric = self.radius**2 * self._space.metric
-        return self._space
-
-    @property
-    def volume(self) -> float:
-        return 2.0 * math.pi * self.radius
-
-    def to_point(self, coordinates: Tensor) -> Tensor:
-        return self.radius * torch.cat([coordinates.cos(), coordinates.sin()], dim=-1)
-
-    def to_coordinates(self, point: Tensor) -> Tensor:
-        return _wrap(torch.atan2(point[..., 1:], point[..., :1]))
-
-    def log_volume_density(self, coordinates: Tensor) -> Tensor:
-        return torch.full_like(coordinates[..., 0], math.log(self.radius))
-
-    def point_support(self) -> constraints.Constraint:
-        return _OnCircle(self.radius)
-
-    def prior(self, *, dtype=None, device=None) -> Distribution:
-        return TorusUniform(1, dtype=dtype, device=device)
-
-    def posterior(self, raw: Tensor) -> Distribution:
-        if raw.shape[-1] != 3:
-            raise ValueError(f"raw must have last dimension 3, got {tuple(raw.shape)}")
-        loc = torch.atan2(raw[..., 1:2], raw[..., 0:1])
-        return TorusHeatKernel(loc, torch.nn.functional.softplus(raw[..., 2:]) + 1e-6)
-
-    def posterior_location(self, posterior: Distribution) -> Tensor:
-        return posterior.mean_direction
-
-    def coordinate_heat_kernel(self, coordinates: Tensor, time: Tensor) -> Distribution:
-        return TorusHeatKernel(coordinates, (time / self.radius**2).unsqueeze(-1))
 
 
 @pytest.fixture
@@ -620,3 +549,55 @@ def test_user_manifold_works_with_the_vae(isolated_registry, tmp_path):
     expected = vae.elbo(x).elbo
     torch.manual_seed(1)
     torch.testing.assert_close(loaded.elbo(x).elbo, expected, rtol=0, atol=0)
+
+
+# --- declared capabilities ---------------------------------------------------------------------
+_R = 0.5**0.5
+
+
+@pytest.mark.parametrize(
+    ("m", "radii", "vector_space"),
+    [
+        (Euclidean(2), (None, None), True),
+        (Circle(), (1.0,), False),
+        (FlatTorus(3), (1.0, 1.0, 1.0), False),
+        (CliffordTorus(), (_R, _R), False),
+        (Sphere(), (None, None, None), False),
+        (Product(Circle(), Euclidean(1)), (1.0, None), False),
+        (Product(Euclidean(1), Euclidean(2)), (None, None, None), True),
+        (Product(CliffordTorus(), Circle()), (_R, _R, 1.0), False),
+        (FixedTime(CliffordTorus(), 0.1), (_R, _R), False),
+        (FixedTime(Euclidean(3), 0.1), (None, None, None), True),
+    ],
+    ids=repr,
+)
+def test_builtin_manifolds_declare_their_capabilities(m, radii, vector_space):
+    assert list(m.angle_radii) == [r if r is None else pytest.approx(r, rel=1e-15) for r in radii]
+    assert m.angle_product == all(r is not None for r in radii)
+    assert m.is_vector_space is vector_space and m.has_posterior_spread
+    raw = torch.randn(4, 3, m.posterior_params, dtype=torch.float64, generator=_generator(2))
+    spread = m.posterior_spread(m.posterior(raw))
+    assert spread.shape == (4, 3, m.dim) and (spread > 0).all()
+
+
+def test_products_and_fixed_times_answer_for_their_parts():
+    """Spreads are the factors' concatenated; a factor without one makes the product lack it."""
+    circle, line = Circle(), Euclidean(1)
+    raw = torch.randn(5, 5, dtype=torch.float64, generator=_generator(3))
+    q = Product(circle, line).posterior(raw)
+    expected = torch.cat([circle.posterior_spread(q.parts[0]), q.parts[1].stddev], -1)
+    torch.testing.assert_close(Product(circle, line).posterior_spread(q), expected)
+    fixed = FixedTime(circle, 0.125)  # angle time 0.125: spread sqrt(2 t) = 0.5
+    spread = fixed.posterior_spread(fixed.posterior(raw[:, :3]))
+    torch.testing.assert_close(spread, torch.full((5, 1), 0.5, dtype=torch.float64))
+    silent = Product(circle, ScaledCircle())
+    assert silent.angle_radii == (1.0, None) and not silent.angle_product
+    assert not silent.has_posterior_spread and not silent.is_vector_space
+    with pytest.raises(NotImplementedError, match="posterior_spread"):
+        silent.posterior_spread(silent.posterior(torch.zeros(2, 6)))
+
+
+def test_require_names_the_capability_and_who_needs_it():
+    base.require(Circle(), "angle coordinates (angle_radii)", True, "f")
+    with pytest.raises(ValueError, match=r"f needs .*is_vector_space.*Circle\(\) does not"):
+        base.require(Circle(), "a vector space (is_vector_space)", False, "f")
