@@ -150,11 +150,12 @@ class VAE(nn.Module):
         output = self.decoder(points.reshape(-1, points.shape[-1]))
         return output.reshape(*batch, *self.data_shape)
 
-    def _log_likelihood(self, points: Tensor, x: Tensor) -> Tensor:
+    def point_log_likelihood(self, points: Tensor, x: Tensor) -> Tensor:
         r""":math:`\log p(x \mid z)` at embedded points ``(S, N, ambient_dim)``: shape ``(S, N)``.
 
         ``x`` has shape ``(N, *data_shape)``. The ELBO's reconstruction term, shared with the
-        ensemble trainer (:mod:`manifold_vae.ensemble`), which maps it over members.
+        stacked ensemble backend (:mod:`manifold_vae.trainer.stacked`), which maps it over
+        members with vmap.
         """
         return self.likelihood.log_density(self._decoder_output(points), x)
 
@@ -210,7 +211,7 @@ class VAE(nn.Module):
         """
         posterior = self.encode(x)
         z = posterior.rsample(torch.Size([num_samples]))
-        log_likelihood = self._log_likelihood(self.latent.to_point(z), x)
+        log_likelihood = self.point_log_likelihood(self.latent.to_point(z), x)
         if analytic_kl:
             kl = self.kl(posterior, z)
         else:

@@ -34,14 +34,14 @@ __all__ = ["StackedBackend"]
 
 
 class _Reconstruction(nn.Module):
-    """``forward(points, x)``: one member's ``vae._log_likelihood``, for ``functional_call``."""
+    """``forward(points, x)``: one member's ``vae.point_log_likelihood``, for ``functional_call``."""
 
     def __init__(self, vae: VAE) -> None:
         super().__init__()
         self.vae = vae
 
     def forward(self, points: Tensor, x: Tensor) -> Tensor:
-        return self.vae._log_likelihood(points, x)
+        return self.vae.point_log_likelihood(points, x)
 
 
 class StackedBackend(StepBackend):
