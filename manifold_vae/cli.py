@@ -139,7 +139,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--coil20",
         type=Path,
         default=None,
-        help="chapter-10: folder of COIL-20's processed images (default: a rendered object)",
+        help="folder of COIL-20's processed images, for the experiments that take it "
+        "(default: a rendered object)",
     )
     repro.add_argument("--no-progress", action="store_true", help="hide the progress bars")
     commands.add_parser(
@@ -204,12 +205,13 @@ def _train(args: argparse.Namespace) -> int:
 def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import shlex
 
-    from .reproduce import reproduce
+    from .reproduce import EXPERIMENTS, reproduce
 
     options = {}
     if args.coil20 is not None:
-        if args.name != "chapter-10":
-            raise ValueError("--coil20 applies to chapter-10 only")
+        if "coil20" not in EXPERIMENTS[args.name].cli_options:
+            takers = [n for n, e in EXPERIMENTS.items() if "coil20" in e.cli_options]
+            raise ValueError(f"--coil20 applies to {', '.join(takers)} only")
         options["coil20"] = args.coil20
     report = reproduce(
         args.name,

@@ -31,16 +31,23 @@ from ..vae import VAE
 from .budget import Budget
 
 __all__ = [
+    "JSON_DIGITS",
+    "RESTART_SEED",
     "Member",
     "Report",
     "build_members",
     "by_cell",
     "cell_key",
+    "cell_value",
+    "check_positive_int",
     "convergence",
+    "environment",
     "evaluate",
     "group_runs",
     "health_columns",
+    "json_text",
     "markdown_table",
+    "member_records",
     "plot_histories",
     "train_members",
 ]
@@ -69,7 +76,8 @@ class Member:
 RESTART_SEED = 100_000
 
 
-def _check_positive_int(name: str, value: Any) -> None:
+def check_positive_int(name: str, value: Any) -> None:
+    """``ValueError`` naming ``name`` unless ``value`` is an integer >= 1 (not a bool)."""
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
 
@@ -97,7 +105,7 @@ def build_members(
     keeps the one with the lowest final training loss (the negative ELBO: an unsupervised
     choice that never looks at the true latent values).
     """
-    _check_positive_int("restarts", restarts)
+    check_positive_int("restarts", restarts)
     members = []
     for rep in range(reps):
         for i, cell in enumerate(cells):
@@ -199,7 +207,7 @@ def train_members(
         "warmup_epochs": warmup_epochs,
     }
     if screen_epochs is not None:
-        _check_positive_int("screen_epochs", screen_epochs)
+        check_positive_int("screen_epochs", screen_epochs)
     start = time.perf_counter()
     if screen_epochs is not None:
         screened = [m for m in members if m.candidates]
@@ -322,9 +330,9 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]]) -> str:
 
 def plot_histories(members: Sequence[Member], path: Path, label: Callable[[Member], str]) -> Path:
     """Training loss per epoch of every member (log-scaled epochs), one line per member."""
-    from ..plots import _figure
+    from ..plots import new_figure, save_figure
 
-    figure = _figure(7.5, 4.5)
+    figure = new_figure(7.5, 4.5)
     ax = figure.add_subplot(1, 1, 1)
     colours: dict[str, str] = {}  # one colour per label, the legend entry on its first line
     for m in members:
@@ -348,9 +356,16 @@ def plot_histories(members: Sequence[Member], path: Path, label: Callable[[Membe
     ax.legend(fontsize=7, ncol=2)
     ax.set_title("training curves (one line per model)")
     figure.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path)
+
+
+def environment() -> str:
+    """The software and machine of a run, for the report: torch, threads, Python, CPU."""
+    threads = torch.get_num_threads()
+    return (
+        f"torch {torch.__version__}, {threads} thread{'s' if threads > 1 else ''}, "
+        f"Python {platform.python_version()}, {platform.machine()}"
+    )
 
 
 @dataclass
@@ -365,14 +380,18 @@ class Report:
     figures: list[Path] = field(default_factory=list)
     seconds: float = 0.0
 
-    def write(self, out: Path, command: str) -> tuple[Path, Path]:
-        """Write ``report.md`` and ``results.json`` into ``out``; figures are already there."""
-        out.mkdir(parents=True, exist_ok=True)
-        threads = torch.get_num_threads()
-        env = (
-            f"torch {torch.__version__}, {threads} thread{'s' if threads > 1 else ''}, "
-            f"Python {platform.python_version()}, {platform.machine()}"
-        )
+    def markdown(self, out: Path, command: str, env: str) -> str:
+        """The text of ``report.md``: title, the command and environment, body, figures.
+
+        Parameters
+        ----------
+        out : Path
+            The output folder (figure links are relative to it).
+        command : str
+            The command line that made the report.
+        env : str
+            The software and machine (:func:`environment`).
+        """
         figures = "\n".join(f"![{p.stem}]({p.relative_to(out)})" for p in self.figures)
         text = (
             f"# {self.title}\n\n"
@@ -381,6 +400,13 @@ class Report:
         )
         if figures:
             text += f"\n## Figures\n\n{figures}\n"
+        return text
+
+    def write(self, out: Path, command: str) -> tuple[Path, Path]:
+        """Write ``report.md`` and ``results.json`` into ``out``; figures are already there."""
+        out.mkdir(parents=True, exist_ok=True)
+        env = environment()
+        text = self.markdown(out, command, env)
         md = out / "report.md"
         md.write_text(text)
         payload = {

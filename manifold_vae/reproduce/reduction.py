@@ -49,14 +49,21 @@ from .common import (
 
 __all__ = [
     "T11_DEFAULT",
+    "T11_NAME",
     "T11_TINY",
     "T92_DEFAULT",
+    "T92_NAME",
     "T92_TINY",
     "THESIS_TABLE_9_2",
     "THESIS_TABLE_11_1",
     "table_9_2",
     "table_11_1",
 ]
+
+#: The command-line names of the two experiments built here (registered by
+#: :mod:`.table_9_2` and :mod:`.table_11_1`).
+T92_NAME = "table-9.2"
+T11_NAME = "table-11.1"
 
 T92_DEFAULT = Budget(epochs=300, reps=3, n=10000)
 T92_TINY = Budget(epochs=2, reps=1, n=128)
@@ -399,7 +406,7 @@ of 32 tanh units added to a linear map, then projection).
         "members": member_records(members),
     }
     return Report(
-        "table-9.2", "Table 9.2: Delta-reductions R^2, S^1, Phi", budget, body, data, figures
+        T92_NAME, "Table 9.2: Delta-reductions R^2, S^1, Phi", budget, body, data, figures
     )
 
 
@@ -472,7 +479,7 @@ Drift: the largest relative change of the chosen restart's training objective ov
         "members": member_records(members),
     }
     return Report(
-        "table-11.1",
+        T11_NAME,
         "Table 11.1: Delta-reductions R^4, Clifford torus",
         budget,
         body,

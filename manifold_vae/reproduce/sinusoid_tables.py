@@ -17,18 +17,18 @@ from typing import Any
 from ..datasets import sinusoids, sinusoids_grid
 from ..evaluation import format_mean_std
 from ..likelihoods import Gaussian
-from ..manifolds import Circle, Euclidean, LatentManifold
+from ..manifolds import LatentManifold
 from ..plots import plot_model_grid
 from ..trainer import check_sigma_start
 from ..vae import VAE
 from .budget import Budget
 from .common import (
     Report,
-    _check_positive_int,
     build_members,
     by_cell,
     cell_key,
     cell_value,
+    check_positive_int,
     evaluate,
     group_runs,
     health_columns,
@@ -37,9 +37,16 @@ from .common import (
     plot_histories,
     train_members,
 )
-from .thesis import TABLE_5_1, TABLE_7_1
 
-__all__ = ["DEFAULT", "TINY", "table_5_1", "table_7_1"]
+__all__ = [
+    "DEFAULT",
+    "LR_FINAL",
+    "SCREEN_EPOCHS",
+    "SIGMA_START",
+    "TINY",
+    "WARMUP",
+    "run_table",
+]
 
 NOISES = (0.01, 0.1, 1.0)
 SIGMAS_X = (0.01, 0.1, 1.0)
@@ -97,7 +104,7 @@ def _restart_sentence(restarts: int, screen: int | None) -> str:
     )
 
 
-def _run(
+def run_table(
     name: str,
     title: str,
     latent: LatentManifold,
@@ -111,7 +118,7 @@ def _run(
     screen_epochs: int | None,
 ) -> Report:
     if screen_epochs is not None:
-        _check_positive_int("screen_epochs", screen_epochs)
+        check_positive_int("screen_epochs", screen_epochs)
         screen_epochs = min(screen_epochs, budget.epochs)
     check_sigma_start(sigma_start)
     if not (isinstance(warmup, (int, float)) and 0 <= warmup < 1) or isinstance(warmup, bool):
@@ -279,61 +286,3 @@ Worst circular correlation on X_0.1: {worst[0.1]:.4f}.
         "members": member_records(members),
     }
     return Report(name, title, budget, body, data, figures)
-
-
-def table_5_1(
-    out: Path,
-    budget: Budget = DEFAULT,
-    progress: bool = True,
-    lr_final: float | None = LR_FINAL,
-    sigma_start: float | None = SIGMA_START,
-    warmup: float = WARMUP,
-    screen_epochs: int | None = SCREEN_EPOCHS,
-) -> Report:
-    """Table 5.1: the baseline VAE on :math:`\\mathbb R^2`.
-
-    ``lr_final``: the step size is annealed from 1e-3 to it by a cosine (``None``: constant).
-    ``sigma_start``, ``warmup``: decoder-scale warm-up from ``sigma_start`` to each model's
-    :math:`\\sigma_X` over the first ``warmup`` fraction of the epochs (``None``: none; see
-    :func:`~manifold_vae.training.decoder_sigma`). ``budget.restarts``: starts per model, all
-    trained in full (``screen_epochs = None``) or screened for ``screen_epochs`` epochs, the
-    one of lowest training loss kept.
-    """
-    return _run(
-        "table-5.1",
-        "Table 5.1: baseline VAE, latent R^2",
-        Euclidean(2),
-        TABLE_5_1,
-        out,
-        budget,
-        progress,
-        lr_final,
-        sigma_start,
-        warmup,
-        screen_epochs,
-    )
-
-
-def table_7_1(
-    out: Path,
-    budget: Budget = DEFAULT,
-    progress: bool = True,
-    lr_final: float | None = LR_FINAL,
-    sigma_start: float | None = SIGMA_START,
-    warmup: float = WARMUP,
-    screen_epochs: int | None = SCREEN_EPOCHS,
-) -> Report:
-    """Table 7.1: the diffusion VAE on :math:`S^1`; the options are those of :func:`table_5_1`."""
-    return _run(
-        "table-7.1",
-        "Table 7.1: diffusion VAE, latent S^1",
-        Circle(),
-        TABLE_7_1,
-        out,
-        budget,
-        progress,
-        lr_final,
-        sigma_start,
-        warmup,
-        screen_epochs,
-    )

@@ -27,6 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from ..analysis import encoded_directions, procrustes_alignment, true_negative_log_likelihood
 from ..datasets import spherical_sensors
 from ..evaluation import thesis_metrics
 from ..likelihoods import Gaussian
@@ -43,15 +44,11 @@ from .common import (
     plot_histories,
     train_members,
 )
+from .experiment import EXPERIMENTS, Experiment
 
-__all__ = [
-    "DEFAULT",
-    "TINY",
-    "encoded_directions",
-    "procrustes_alignment",
-    "sphere",
-    "true_negative_log_likelihood",
-]
+__all__ = ["DEFAULT", "EXPERIMENT", "NAME", "TINY", "sphere"]
+
+NAME = "sphere"
 
 DEFAULT = Budget(epochs=150, reps=2, n=2000)
 TINY = Budget(epochs=2, reps=1, n=128)
@@ -59,104 +56,6 @@ SENSORS, CONCENTRATION, NOISE = 30, 3.0, 0.05
 SIGMA_X = 0.05
 HIDDEN, DEPTH, BATCH, LR, LR_FINAL = 64, 2, 128, 3e-3, 3e-4
 VIS = 1000
-
-
-def procrustes_alignment(recovered: Tensor, truth: Tensor) -> tuple[Tensor, Tensor]:
-    r"""Best orthogonal map from ``recovered`` to ``truth`` directions, and the residual angles.
-
-    .. math::
-
-        R = \arg\min_{R \in O(3)} \sum_i \lVert R u_i - z_i \rVert^2 = A B^\top, \qquad
-        \sum_i z_i u_i^\top = A S B^\top.
-
-    Parameters
-    ----------
-    recovered : Tensor, shape=[N, 3]
-        Unit vectors :math:`u_i`.
-    truth : Tensor, shape=[N, 3]
-        Unit vectors :math:`z_i`.
-
-    Returns
-    -------
-    rotation : Tensor, shape=[3, 3]
-        :math:`R` (determinant :math:`\pm 1`).
-    angles : Tensor, shape=[N]
-        :math:`\angle(R u_i, z_i) \in [0, \pi]`.
-    """
-    if recovered.shape != truth.shape or recovered.ndim != 2 or recovered.shape[-1] != 3:
-        raise ValueError(
-            f"recovered and truth must both have shape (N, 3), got {tuple(recovered.shape)} "
-            f"and {tuple(truth.shape)}"
-        )
-    u, z = recovered.double(), truth.double()
-    a, _, bt = torch.linalg.svd(z.T @ u)
-    rotation = a @ bt
-    aligned = u @ rotation.T
-    cross = torch.linalg.cross(aligned, z).norm(dim=-1)
-    return rotation, torch.atan2(cross, (aligned * z).sum(-1))
-
-
-def encoded_directions(vae: VAE, data: Tensor) -> tuple[Tensor, Tensor]:
-    """Unit vectors of the encoded data ``(N, 3)`` and the relative spread of their radii.
-
-    Compact latents (the sphere): the posterior locations. Non-compact ones (R^3): the posterior
-    means, centred on their average and projected radially; the spread (std / mean of the
-    radii) says how far the code is from a sphere (0 on the sphere itself).
-    """
-    vae.eval()
-    with torch.no_grad():
-        points = vae.embedded_location(data).double()
-    if points.shape[-1] != 3:
-        raise ValueError(f"need a latent embedded in R^3, got {vae.latent!r}")
-    if math.isinf(vae.latent.volume):
-        points = points - points.mean(0)
-    radius = points.norm(dim=-1)
-    spread = (radius.std() / radius.mean()).item()
-    return points / radius.clamp_min(1e-300).unsqueeze(-1), torch.tensor(spread)
-
-
-def true_negative_log_likelihood(
-    model: Any, data: Tensor, truth: Tensor, samples: int = 512, time: float = 1e-3, seed: int = 0
-) -> Tensor:
-    r""":math:`-\log p(x)` under the true generating process, by importance sampling.
-
-    .. math::
-
-        p(x) = \int p(x \mid z)\, p(z)\, dz \approx \frac1S \sum_s
-        \frac{p(x \mid z_s)\, p(z_s)}{q(z_s)}, \qquad z_s \sim q = p^{\text{heat}}_t(\cdot
-        \mid z_{\text{true}}),
-
-    an unbiased estimate of :math:`p(x)` for any proposal; the heat kernel at the true latent
-    with :math:`t` a little wider than the posterior keeps its variance small (the log of the
-    average is biased upwards in :math:`-\log p` by about half its relative variance).
-
-    Parameters
-    ----------
-    model : GenerativeModel
-        The true process (``latent``, ``log_joint``).
-    data : Tensor, shape=[N, *data_shape]
-        Datapoints.
-    truth : Tensor, shape=[N, dim]
-        Their true latent coordinates (the proposals' locations).
-    samples : int
-        :math:`S`.
-    time : float
-        Proposal time :math:`t`.
-    seed : int
-        Seed of the proposals (forked RNG).
-
-    Returns
-    -------
-    Tensor, shape=[N]
-        float64.
-    """
-    x, z = data.double(), truth.double()
-    with torch.random.fork_rng(), torch.no_grad():
-        torch.manual_seed(seed)
-        q = model.latent.coordinate_heat_kernel(z, torch.tensor(time, dtype=torch.float64))
-        draws = q.sample(torch.Size([samples]))
-        log_w = model.log_joint(x, draws) - q.log_prob(draws)
-    return -(torch.logsumexp(log_w, 0) - math.log(samples))
 
 
 def _angle_summary(angles: Tensor) -> dict[str, float]:
@@ -187,7 +86,7 @@ def _train(
 
 
 def _figure(members: Sequence[Member], truth: Tensor, vis: Tensor, path: Path) -> Path:
-    from ..plots import _figure as new_figure
+    from ..plots import new_figure
 
     shown = [m for m in members if m.rep == 0]
     figure = new_figure(4.2 * len(shown), 8.0)
@@ -318,6 +217,15 @@ direction): the lowest -ELBO any model could reach on average.
         "true_negative_log_likelihood": true_nll,
         "members": member_records(members),
     }
-    return Report(
-        "sphere", "A spherical latent: Sphere() vs Euclidean(3)", budget, body, data, figures
+    return Report(NAME, "A spherical latent: Sphere() vs Euclidean(3)", budget, body, data, figures)
+
+
+EXPERIMENT = EXPERIMENTS.register(
+    Experiment(
+        NAME,
+        "spherical latent: Sphere() vs Euclidean(3) on a direction in S^2",
+        sphere,
+        DEFAULT,
+        TINY,
     )
+)

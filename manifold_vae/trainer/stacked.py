@@ -34,7 +34,7 @@ __all__ = ["StackedBackend"]
 
 
 class _Reconstruction(nn.Module):
-    """``forward(points, x)``: one member's ``vae.point_log_likelihood``, for ``functional_call``."""
+    """``forward(points, x)``: a member's ``vae.point_log_likelihood`` (for ``functional_call``)."""
 
     def __init__(self, vae: VAE) -> None:
         super().__init__()

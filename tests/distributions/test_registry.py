@@ -13,6 +13,7 @@ from torch.distributions import Distribution
 import distributions as D
 from tests.distributions.registry import EXAMPLES, PUBLIC_DISTRIBUTIONS
 
+
 def _public_submodule_distributions() -> set[type]:
     """Distribution classes named in the ``__all__`` of any public submodule of the package."""
     found = set()

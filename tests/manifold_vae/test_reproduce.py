@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import argparse
 import json
+from pathlib import Path
 
 import pytest
 
-from manifold_vae.cli import EXPERIMENT_NAMES, main
-from manifold_vae.reproduce import EXPERIMENTS, Budget, parse_budget
+from manifold_vae.cli import build_parser, main
+from manifold_vae.reproduce import EXPERIMENTS, Budget, Experiment, parse_budget, reproduce
+from manifold_vae.reproduce.common import Report
 
 NAMES = [
     "table-5.1",
@@ -22,11 +25,85 @@ NAMES = [
 ]
 
 
+def _cli_choices() -> tuple[str, ...]:
+    """The NAME choices of ``manifold-vae reproduce``."""
+    commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
+    (name,) = (a for a in commands.choices["reproduce"]._actions if a.dest == "name")
+    return tuple(name.choices)
+
+
 def test_every_experiment_is_registered():
-    assert sorted(EXPERIMENTS) == sorted(NAMES) == sorted(EXPERIMENT_NAMES)
-    for e in EXPERIMENTS.values():
+    assert EXPERIMENTS.names() == tuple(sorted(NAMES))
+    assert sorted(_cli_choices()) == sorted(NAMES)
+    for name, e in EXPERIMENTS.items():
+        assert e.name == name
         assert e.tiny.epochs <= 2 and e.tiny.reps == 1
         assert e.default.epochs > e.tiny.epochs
+    assert [n for n, e in EXPERIMENTS.items() if e.cli_options] == ["chapter-10"]
+
+
+def _hello(out, budget, progress, greeting="hello"):
+    """A user's experiment: no training, one number."""
+    data = {"members": [], "greeting": greeting, "epochs": budget.epochs}
+    return Report("user-hello", "A user's experiment", budget, f"{greeting}, world", data)
+
+
+@pytest.fixture
+def user_experiment():
+    experiment = EXPERIMENTS.register(
+        Experiment("user-hello", "a user's experiment", _hello, Budget(9, 2, 5), Budget(1, 1, 5))
+    )
+    yield experiment
+    EXPERIMENTS.unregister(experiment.name)
+
+
+def test_a_user_registers_an_experiment_from_outside(user_experiment, tmp_path):
+    assert "user-hello" in EXPERIMENTS.names()
+    report = reproduce("user-hello", tmp_path / "out", "tiny", greeting="hi")
+    assert report.seconds >= 0
+    text = (tmp_path / "out" / "report.md").read_text()
+    assert text.startswith("# A user's experiment\n")
+    assert "reproduce user-hello --out" in text and "hi, world" in text
+    results = json.loads((tmp_path / "out" / "results.json").read_text())
+    assert results["experiment"] == "user-hello" and results["greeting"] == "hi"
+    assert results["budget"] == Budget(1, 1, 5).__dict__ and results["epochs"] == 1
+    assert "user-hello" in _cli_choices()
+    out = tmp_path / "cli"
+    assert main(["reproduce", "user-hello", "--out", str(out), "--budget", "epochs=3"]) == 0
+    assert json.loads((out / "results.json").read_text())["epochs"] == 3
+    with pytest.raises(ValueError, match="already registered"):
+        EXPERIMENTS.register(Experiment("user-hello", "again", _hello, *[Budget(1, 1, 1)] * 2))
+    with pytest.raises(ValueError, match="without restarts"):
+        reproduce("user-hello", tmp_path / "x", "restarts=2")
+
+
+def test_the_documented_user_experiment_runs(tmp_path, monkeypatch):
+    """The example of docs/reproduce.md, "Adding an experiment", run as written."""
+    text = (Path(__file__).parents[2] / "docs" / "reproduce.md").read_text()
+    section = text.split("### Adding an experiment", 1)[1]
+    code = section.split("```python\n", 1)[1].split("```", 1)[0]
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {"__name__": "user_experiment"}
+    try:
+        exec(compile(code, "docs/reproduce.md", "exec"), namespace)
+    finally:
+        EXPERIMENTS.unregister("circle-sigma")
+    results = json.loads((tmp_path / "out" / "circle-sigma" / "results.json").read_text())
+    assert len(results["members"]) == 3 and len(results["cells"]) == 3
+    assert "| sigma_X | circular correlation |" in namespace["report"].body
+
+
+def test_bad_experiments_and_names_raise(tmp_path):
+    with pytest.raises(ValueError, match="unknown experiment 'nope'; registered: chapter-10"):
+        reproduce("nope", tmp_path)
+    with pytest.raises(ValueError, match="must be an Experiment"):
+        EXPERIMENTS.register(_hello, name="hello")
+    with pytest.raises(ValueError, match="tiny must be a Budget"):
+        Experiment("x", "x", _hello, Budget(1, 1, 1), "tiny")
+    with pytest.raises(ValueError, match="cli_options must be a tuple of str"):
+        Experiment("x", "x", _hello, Budget(1, 1, 1), Budget(1, 1, 1), cli_options="coil20")
+    with pytest.raises(ValueError, match="run must be callable"):
+        Experiment("x", "x", None, Budget(1, 1, 1), Budget(1, 1, 1))
 
 
 @pytest.mark.parametrize("name", NAMES)
@@ -78,7 +155,8 @@ def test_tables_show_the_thesis_values(tmp_path):
     ids=repr,
 )
 def test_bad_table_options_raise(options, message, tmp_path):
-    from manifold_vae.reproduce.sinusoid_tables import TINY, table_7_1
+    from manifold_vae.reproduce.sinusoid_tables import TINY
+    from manifold_vae.reproduce.table_7_1 import table_7_1
 
     with pytest.raises(ValueError, match=message):
         table_7_1(tmp_path, TINY, progress=False, **options)

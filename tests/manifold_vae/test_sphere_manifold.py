@@ -10,6 +10,7 @@ import pytest
 import torch
 from torch.distributions import kl_divergence
 
+from manifold_vae.analysis import encoded_directions, procrustes_alignment
 from manifold_vae.cli import main
 from manifold_vae.datasets import (
     GenerativeModel,
@@ -23,7 +24,6 @@ from manifold_vae.evaluation import thesis_metrics
 from manifold_vae.jobs import parse_latent
 from manifold_vae.likelihoods import Gaussian
 from manifold_vae.manifolds import Product, Sphere, manifold_from_spec
-from manifold_vae.reproduce.sphere import encoded_directions, procrustes_alignment
 from manifold_vae.training import fit
 from manifold_vae.vae import VAE
 
@@ -305,7 +305,7 @@ def test_the_plots_that_apply_to_a_sphere(sensors, tmp_path):
 
 def test_true_log_likelihood_by_importance_sampling_matches_quadrature():
     """A broad posterior (4 sensors, noise 0.3): p(x) = integral of p(x|z) p(z) dA by quadrature."""
-    from manifold_vae.reproduce.sphere import true_negative_log_likelihood
+    from manifold_vae.analysis import true_negative_log_likelihood
 
     ds = spherical_sensors(n=5, sensors=4, concentration=1.0, noise=0.3, seed=2)
     points, weights = _quadrature(64, 128)

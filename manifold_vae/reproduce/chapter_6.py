@@ -1,4 +1,4 @@
-r"""Chapter 6: the linear VAE on frequency-domain sinusoids, and Theorem 3 corrected.
+r"""``chapter-6``: the linear VAE on frequency-domain sinusoids, and Theorem 3 corrected.
 
 For each cell (data noise :math:`\sigma`, decoder :math:`\sigma_X`, fixed encoder
 :math:`\sigma_Z`) the radius of the encoded data circle :math:`\|G F(\varphi)\|` is computed
@@ -35,9 +35,11 @@ from .common import (
     plot_histories,
     train_members,
 )
+from .experiment import EXPERIMENTS, Experiment
 
-__all__ = ["DEFAULT", "TINY", "chapter_6"]
+__all__ = ["DEFAULT", "EXPERIMENT", "TINY", "chapter_6"]
 
+NAME = "chapter-6"
 NOISES = (0.01, 0.1, 1.0)
 SIGMAS_X = (0.1, 0.5, 1.0)
 SIGMAS_Z = (0.25, 1.0)
@@ -48,9 +50,9 @@ LR = 1e-2
 
 
 def _radius_figure(rows: list[dict[str, Any]], path: Path) -> Path:
-    from ..plots import _figure
+    from ..plots import new_figure, save_figure
 
-    figure = _figure(5.5, 5.0)
+    figure = new_figure(5.5, 5.0)
     ax = figure.add_subplot(1, 1, 1)
     closed = [r["closed_form"] for r in rows]
     top = max(max(closed), max(r["trained_mean"] for r in rows)) * 1.1 + 1e-3
@@ -77,8 +79,7 @@ def _radius_figure(rows: list[dict[str, Any]], path: Path) -> Path:
     ax.legend(fontsize=8)
     ax.set_title("Theorem 3: trained vs closed-form radius")
     figure.tight_layout()
-    figure.savefig(path)
-    return path
+    return save_figure(figure, path)
 
 
 def chapter_6(out: Path, budget: Budget = DEFAULT, progress: bool = True) -> Report:
@@ -222,6 +223,9 @@ optimum) and by the finite sample of data.
         "rows": rows,
         "members": member_records(members),
     }
-    return Report(
-        "chapter-6", "Chapter 6: the linear VAE and Theorem 3", budget, body, data, figures
-    )
+    return Report(NAME, "Chapter 6: the linear VAE and Theorem 3", budget, body, data, figures)
+
+
+EXPERIMENT = EXPERIMENTS.register(
+    Experiment(NAME, "linear VAE and the corrected Theorem 3", chapter_6, DEFAULT, TINY)
+)
