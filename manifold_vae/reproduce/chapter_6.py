@@ -25,6 +25,7 @@ from ..linear_vae import (
     optimise_expected_loss,
     thesis_printed_radius,
 )
+from ..trainer import TrainConfig
 from .budget import Budget
 from .common import (
     Report,
@@ -96,7 +97,8 @@ def chapter_6(out: Path, budget: Budget = DEFAULT, progress: bool = True) -> Rep
         return linear_vae(cell["sigma_x"], cell["sigma_z"]), datasets[cell["noise"]].data
 
     members = build_members(cells, budget.reps, make)
-    seconds = train_members(members, budget.epochs, batch_size=BATCH_SIZE, lr=LR, progress=progress)
+    config = TrainConfig(epochs=budget.epochs, batch_size=BATCH_SIZE, lr=LR, progress=progress)
+    seconds = train_members(members, config)
     circle = sinusoids_frequency_grid().data.double()
     rows: list[dict[str, Any]] = []
     for group in by_cell(members).values():

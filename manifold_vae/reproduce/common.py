@@ -9,7 +9,7 @@ import platform
 import re
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +26,7 @@ from ..evaluation import (
     thesis_metrics,
     winding_number,
 )
-from ..training import History
+from ..trainer import History, TrainConfig
 from ..vae import VAE
 from .budget import Budget
 
@@ -131,7 +131,7 @@ def _starts(member: Member) -> list[tuple[VAE, int]]:
 
 
 def _fit_runs(
-    runs: Sequence[tuple[Tensor, VAE, int]], epochs: int, options: Mapping[str, Any]
+    runs: Sequence[tuple[Tensor, VAE, int]], config: TrainConfig, device: str | None
 ) -> list[History]:
     """Train ``(data, model, seed)`` runs in place, one ensemble per model shape and data size."""
     groups: dict[tuple, list[int]] = {}
@@ -142,9 +142,9 @@ def _fit_runs(
         trained = fit_ensemble(
             [runs[i][1] for i in rows],
             [runs[i][0] for i in rows],
-            epochs=epochs,
             seeds=[runs[i][2] for i in rows],
-            **options,
+            device=device,
+            config=config,
         )
         for i, history in zip(rows, trained, strict=True):
             runs[i][1].cpu()
@@ -166,59 +166,42 @@ def _choose(member: Member, histories: Sequence[History], screen_epochs: int | N
 
 def train_members(
     members: Sequence[Member],
-    epochs: int,
-    batch_size: int = 128,
-    lr: float = 1e-3,
-    progress: bool = True,
-    device: str | None = None,
-    lr_final: float | None = None,
-    beta: float = 1.0,
-    input_noise: float = 0.0,
+    config: TrainConfig,
     screen_epochs: int | None = None,
-    sigma_start: float | None = None,
-    warmup_epochs: int = 0,
+    device: str | None = None,
 ) -> float:
-    """Train all members, one vectorised ensemble per model shape; returns the wall time.
+    """Train all members, one ensemble per model shape; returns the wall time.
 
     Members with the same latent, data shape and size, likelihood family and network shapes
     (possibly different data and decoder scales) share one
     :func:`~manifold_vae.ensemble.fit_ensemble` call; each is trained exactly as
-    :func:`~manifold_vae.training.fit` would train it alone. ``beta`` (KL weight) and
-    ``input_noise`` (std of the Gaussian noise added to each minibatch) apply to every member,
-    and so does the decoder-scale warm-up (``sigma_start``, ``warmup_epochs``:
-    :func:`~manifold_vae.training.decoder_sigma`), in the screen as in the full run.
+    :func:`~manifold_vae.training.fit` would train it alone with the options ``config``
+    (a :class:`~manifold_vae.trainer.TrainConfig`: epochs, step-size schedule, KL weight,
+    input noise, decoder-scale warm-up, ...), on ``device``.
 
     Restarts. A member with restart candidates (``build_members(..., restarts=k)``) keeps the
     start of lowest final training loss (negative ELBO). With ``screen_epochs = None`` all
-    ``k`` starts are trained for ``epochs`` and the best is kept; with ``screen_epochs = S``
-    copies of the ``k`` starts are first trained for ``S`` epochs at constant ``lr`` (the
-    screen), and only the best start is then trained for ``epochs``: ``k S + epochs`` epochs
-    of work instead of ``k epochs``, for failures that show early (a torn torus does). Either
-    way the kept model is exactly what ``fit`` makes of its start.
+    ``k`` starts are trained for ``config.epochs`` and the best is kept; with
+    ``screen_epochs = S`` copies of the ``k`` starts are first trained for ``S`` epochs at
+    constant ``lr`` (the screen; the warm-up applies as in the full run), and only the best
+    start is then trained for ``config.epochs``: ``k S + epochs`` epochs of work instead of
+    ``k epochs``, for failures that show early (a torn torus does). Either way the kept model
+    is exactly what ``fit`` makes of its start.
     """
-    options = {
-        "batch_size": batch_size,
-        "lr": lr,
-        "device": device,
-        "progress": progress,
-        "beta": beta,
-        "input_noise": input_noise,
-        "sigma_start": sigma_start,
-        "warmup_epochs": warmup_epochs,
-    }
     if screen_epochs is not None:
         check_positive_int("screen_epochs", screen_epochs)
     start = time.perf_counter()
     if screen_epochs is not None:
         screened = [m for m in members if m.candidates]
         runs = [(m.data, copy.deepcopy(vae), seed) for m in screened for vae, seed in _starts(m)]
-        histories = iter(_fit_runs(runs, screen_epochs, options))
+        screen = replace(config, epochs=screen_epochs, lr_final=None)
+        histories = iter(_fit_runs(runs, screen, device))
         for m in screened:
             starts = _starts(m)
             m.vae, m.seed = starts[_choose(m, [next(histories) for _ in starts], screen_epochs)]
             m.candidates = []
     runs = [(m.data, vae, seed) for m in members for vae, seed in _starts(m)]
-    histories = iter(_fit_runs(runs, epochs, {**options, "lr_final": lr_final}))
+    histories = iter(_fit_runs(runs, config, device))
     for m in members:
         starts = _starts(m)
         trained = [next(histories) for _ in starts]

@@ -25,6 +25,7 @@ from typing import Any
 from ..likelihoods import Gaussian
 from ..manifolds import FixedTime
 from ..stats import false_positive_bound
+from ..trainer import TrainConfig
 from ..vae import VAE
 from .budget import Budget
 from .common import Member, Report, build_members, member_records, plot_histories, train_members
@@ -78,15 +79,15 @@ def _train(setup: Setup, budget: Budget, progress: bool) -> tuple[list[Member], 
         runs.setdefault((m.cell["beta"], m.cell["input_noise"]), []).append(m)
     seconds = 0.0
     for (beta, noise), run in runs.items():
-        seconds += train_members(
-            run,
-            setup.epochs,
+        config = TrainConfig(
+            epochs=setup.epochs,
             batch_size=setup.batch_size,
             lr=LR,
             progress=progress,
             beta=beta,
             input_noise=noise,
         )
+        seconds += train_members(run, config)
     return group, seconds
 
 

@@ -14,6 +14,7 @@ from ..datasets import LatentDataset
 from ..likelihoods import Gaussian
 from ..manifolds import LatentManifold
 from ..networks import default_hidden
+from ..trainer import TrainConfig
 from ..vae import VAE
 from .budget import Budget
 from .common import (
@@ -74,15 +75,10 @@ def train_grid(
         return vae, data
 
     members = build_members(cells, budget.reps, make, restarts=restarts)
-    seconds = train_members(
-        members,
-        budget.epochs,
-        batch_size=batch_size,
-        lr=LR,
-        progress=progress,
-        lr_final=lr_final,
-        screen_epochs=screen_epochs,
+    config = TrainConfig(
+        epochs=budget.epochs, batch_size=batch_size, lr=LR, lr_final=lr_final, progress=progress
     )
+    seconds = train_members(members, config, screen_epochs=screen_epochs)
     for m in members:
         ds = datasets[m.cell["dataset"]]
         evaluate(m, ds.data, ds.latent, loop=ds.latent.shape[-1] == 1)

@@ -34,6 +34,7 @@ from ..reductors import (
     reduction_table,
 )
 from ..reductors import plot_reduction_grid as plot_grid
+from ..trainer import TrainConfig
 from ..vae import VAE
 from .budget import Budget
 from .common import (
@@ -136,7 +137,8 @@ def _train(
         return vae, data
 
     members = build_members(cells, budget.reps, make)
-    seconds = train_members(members, budget.epochs, batch_size=batch_size, lr=LR, progress=progress)
+    config = TrainConfig(epochs=budget.epochs, batch_size=batch_size, lr=LR, progress=progress)
+    seconds = train_members(members, config)
     return members, seconds
 
 

@@ -19,7 +19,7 @@ from ..evaluation import format_mean_std
 from ..likelihoods import Gaussian
 from ..manifolds import LatentManifold
 from ..plots import plot_model_grid
-from ..trainer import check_sigma_start
+from ..trainer import TrainConfig, check_sigma_start
 from ..vae import VAE
 from .budget import Budget
 from .common import (
@@ -138,17 +138,16 @@ def run_table(
         return vae, datasets[cell["noise"]].data
 
     members = build_members(cells, budget.reps, make, restarts=budget.restarts)
-    seconds = train_members(
-        members,
-        budget.epochs,
+    config = TrainConfig(
+        epochs=budget.epochs,
         batch_size=BATCH_SIZE,
         lr=LR,
         lr_final=lr_final,
         progress=progress,
-        screen_epochs=screen_epochs,
         sigma_start=sigma_start,
         warmup_epochs=warmup_epochs,
     )
+    seconds = train_members(members, config, screen_epochs=screen_epochs)
     vis = sinusoids_grid()
     for m in members:
         evaluate(m, vis.data, vis.latent)

@@ -32,6 +32,7 @@ from ..datasets import spherical_sensors
 from ..evaluation import thesis_metrics
 from ..likelihoods import Gaussian
 from ..manifolds import Euclidean, LatentManifold, Sphere
+from ..trainer import TrainConfig
 from ..vae import VAE
 from .budget import Budget
 from .common import (
@@ -79,9 +80,10 @@ def _train(
         return vae, data
 
     members = build_members([{"latent": repr(latent)} for latent in latents], budget.reps, make)
-    train_members(
-        members, budget.epochs, batch_size=BATCH, lr=LR, lr_final=LR_FINAL, progress=progress
+    config = TrainConfig(
+        epochs=budget.epochs, batch_size=BATCH, lr=LR, lr_final=LR_FINAL, progress=progress
     )
+    train_members(members, config)
     return members
 
 

@@ -13,6 +13,7 @@ from manifold_vae.datasets import sinusoids
 from manifold_vae.likelihoods import Gaussian
 from manifold_vae.manifolds import Circle
 from manifold_vae.reproduce.common import RESTART_SEED, build_members, json_text, train_members
+from manifold_vae.trainer import TrainConfig
 from manifold_vae.training import fit
 from manifold_vae.vae import VAE
 
@@ -42,7 +43,7 @@ def test_restarts_keep_the_lowest_final_loss_and_record_all():
             p.mul_(50.0)
         for p in starts[0].decoder.parameters():
             p.mul_(50.0)
-    train_members(members, epochs=2, batch_size=32, progress=False)
+    train_members(members, TrainConfig(epochs=2, batch_size=32, progress=False))
     record = member.restarts
     assert record["seeds"] == [0, RESTART_SEED, 2 * RESTART_SEED]
     losses = record["final_loss"]
@@ -63,7 +64,7 @@ def test_screened_restarts_train_only_the_best_start_in_full():
         for p in first.vae.decoder.parameters():
             p.mul_(50.0)  # the first start of the first member is bad
     starts = [copy.deepcopy(v) for m in members for v in (m.vae, *(c for c, _ in m.candidates))]
-    train_members(members, epochs=3, batch_size=32, progress=False, screen_epochs=1)
+    train_members(members, TrainConfig(epochs=3, batch_size=32, progress=False), screen_epochs=1)
     assert first.restarts["chosen"] == 1 and first.restarts["screen_epochs"] == 1
     assert first.seed == RESTART_SEED and len(first.history.loss) == 3
     alone = starts[1]
@@ -72,7 +73,7 @@ def test_screened_restarts_train_only_the_best_start_in_full():
     for a, b in zip(alone.parameters(), first.vae.parameters(), strict=True):
         torch.testing.assert_close(a, b, rtol=1e-4, atol=1e-5)
     with pytest.raises(ValueError, match="screen_epochs"):
-        train_members(members, epochs=1, progress=False, screen_epochs=0)
+        train_members(members, TrainConfig(epochs=1, progress=False), screen_epochs=0)
 
 
 def test_screen_and_full_run_share_the_warmup():
@@ -81,7 +82,8 @@ def test_screen_and_full_run_share_the_warmup():
     members = build_members([{"sigma_x": 0.01}], 1, _make, restarts=2)
     starts = [copy.deepcopy(v) for v in (members[0].vae, members[0].candidates[0][0])]
     warmup = {"sigma_start": 1.0, "warmup_epochs": 3}
-    train_members(members, epochs=3, batch_size=32, progress=False, screen_epochs=2, **warmup)
+    config = TrainConfig(epochs=3, batch_size=32, progress=False, **warmup)
+    train_members(members, config, screen_epochs=2)
     member = members[0]
     chosen = member.restarts["chosen"]
     screen = fit(
