@@ -41,6 +41,7 @@ from .trainer import (
     StackedBackend,
     StepBackend,
     TrainConfig,
+    resolve_config,
     resolve_device,
     train,
 )
@@ -223,7 +224,8 @@ def fit_ensemble(
     device : str or torch.device, optional
         Where to train (default: where the members are; they must then all be on one device).
     config : TrainConfig, optional
-        All the shared options at once (then those keyword options are ignored).
+        All the shared training options at once; the keyword options must then keep their
+        defaults (``ValueError`` otherwise).
     callbacks : sequence of EpochCallback
         Extra epoch callbacks (:mod:`manifold_vae.trainer.callbacks`).
 
@@ -238,20 +240,20 @@ def fit_ensemble(
         For invalid options, members that differ in more than weights and likelihood
         buffers, data of the wrong shape or size, or a wrong number of seeds.
     """
-    if config is None:
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            betas=betas,
-            num_samples=num_samples,
-            beta=beta,
-            lr_final=lr_final,
-            input_noise=input_noise,
-            sigma_start=sigma_start,
-            warmup_epochs=warmup_epochs,
-            progress=progress,
-        )
+    config = resolve_config(
+        config,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        betas=betas,
+        num_samples=num_samples,
+        beta=beta,
+        lr_final=lr_final,
+        input_noise=input_noise,
+        sigma_start=sigma_start,
+        warmup_epochs=warmup_epochs,
+        progress=progress,
+    )
     vaes = _check_members(vaes, device)
     config.check_likelihood(vaes[0].likelihood)
     seeds = _check_seeds(seeds, len(vaes))

@@ -21,6 +21,7 @@ from .trainer import (
     TrainConfig,
     decoder_sigma,
     learning_rate,
+    resolve_config,
     resolve_device,
     train,
 )
@@ -99,8 +100,9 @@ def fit(
         ``epochs <= warmup_epochs`` training ends inside the warm-up (as a restart screen
         does).
     config : TrainConfig, optional
-        All the options above at once (then the keyword options are ignored, except ``seed``,
-        ``device`` and ``checkpoint``).
+        All the training options above at once (``seed``, ``device`` and ``checkpoint`` stay
+        separate). The keyword options must then keep their defaults (``ValueError``
+        otherwise, rather than ignoring one).
     callbacks : sequence of EpochCallback
         Extra epoch callbacks, run after the schedule, warm-up and checkpoint ones.
 
@@ -108,20 +110,20 @@ def fit(
     -------
     History
     """
-    if config is None:
-        config = TrainConfig(
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            betas=betas,
-            num_samples=num_samples,
-            beta=beta,
-            lr_final=lr_final,
-            input_noise=input_noise,
-            sigma_start=sigma_start,
-            warmup_epochs=warmup_epochs,
-            progress=progress,
-        )
+    config = resolve_config(
+        config,
+        epochs=epochs,
+        batch_size=batch_size,
+        lr=lr,
+        betas=betas,
+        num_samples=num_samples,
+        beta=beta,
+        lr_final=lr_final,
+        input_noise=input_noise,
+        sigma_start=sigma_start,
+        warmup_epochs=warmup_epochs,
+        progress=progress,
+    )
     config.check_likelihood(vae.likelihood)
     vae.likelihood.validate_data(data)
     device = resolve_device(device, vae)

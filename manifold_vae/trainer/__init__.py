@@ -16,7 +16,7 @@ from .callbacks import (
     decoder_sigma,
     learning_rate,
 )
-from .config import History, TrainConfig, check_sigma_start
+from .config import History, TrainConfig, check_sigma_start, resolve_config
 from .loop import default_callbacks, train
 from .single import SingleBackend
 from .stacked import StackedBackend
@@ -36,6 +36,7 @@ __all__ = [
     "decoder_sigma",
     "default_callbacks",
     "learning_rate",
+    "resolve_config",
     "resolve_device",
     "stop_message",
     "train",

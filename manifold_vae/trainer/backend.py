@@ -97,7 +97,19 @@ class StepBackend(abc.ABC):
 
     @property
     def live_members(self) -> list[int]:
+        """The members still training, in order."""
         return [m for m in range(self.size) if self.live[m]]
+
+    def stop_member(self, member: int, reason: str) -> None:
+        """Stop ``member`` for good: ``History.stopped = reason``, its last good epoch restored.
+
+        The loop calls it when a member diverges; an epoch callback may call it too (e.g. early
+        stopping in ``on_epoch_end``, where the last good epoch is the one just finished).
+        The member's weights and optimiser state are then held fixed.
+        """
+        self.live[member] = False
+        self.histories[member].stopped = reason
+        self.stop(member)
 
     # --- what each backend implements --------------------------------------------------
     device: torch.device

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
 from ..likelihoods import Likelihood
 
-__all__ = ["History", "TrainConfig", "check_sigma_start"]
+__all__ = ["History", "TrainConfig", "check_sigma_start", "resolve_config"]
 
 
 @dataclass
@@ -155,3 +155,28 @@ class TrainConfig:
         values = asdict(self)
         values["betas"] = list(self.betas)
         return values
+
+
+def resolve_config(config: TrainConfig | None, **options: Any) -> TrainConfig:
+    """``config``, or a :class:`TrainConfig` of ``options`` when ``config`` is ``None``.
+
+    The front ends (``fit``, ``fit_ensemble``) take the options either way; given both, an
+    option that differs from its default would be silently ignored, so that is refused.
+
+    Raises
+    ------
+    ValueError
+        If ``config`` is given together with a non-default option, naming the options.
+    """
+    if config is None:
+        return TrainConfig(**options)
+    if not isinstance(config, TrainConfig):
+        raise ValueError(f"config must be a TrainConfig, got {type(config).__name__}")
+    defaults = {f.name: f.default for f in fields(TrainConfig)}
+    changed = sorted(k for k, v in options.items() if v != defaults[k])
+    if changed:
+        raise ValueError(
+            "pass the training options either as config or as keywords, not both: got config "
+            f"and {', '.join(f'{k}={options[k]!r}' for k in changed)}"
+        )
+    return config

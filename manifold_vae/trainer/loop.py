@@ -34,8 +34,9 @@ from .config import History, TrainConfig
 
 __all__ = ["default_callbacks", "train"]
 
-#: ``warnings.warn`` stacklevel that points at the caller of ``fit``/``fit_ensemble``.
-_STACKLEVEL = 5
+#: ``warnings.warn`` stacklevel that points at the caller of ``fit``/``fit_ensemble``
+#: (``_stop`` <- ``_batch`` <- ``_epoch`` <- ``train`` <- ``fit`` <- caller).
+_STACKLEVEL = 6
 
 
 def default_callbacks(config: TrainConfig) -> list[EpochCallback]:
@@ -157,10 +158,6 @@ def _batch(
 
 def _stop(backend: StepBackend, member: int, epoch: int, problem: tuple[str, str]) -> None:
     """Stop ``member``: say why in its history and a warning, restore its last good epoch."""
-    backend.live[member] = False
-    history = backend.histories[member]
-    history.stopped = stop_message(problem, epoch)
-    warnings.warn(
-        f"{backend.labels[member]}{history.stopped}", RuntimeWarning, stacklevel=_STACKLEVEL
-    )
-    backend.stop(member)
+    reason = stop_message(problem, epoch)
+    backend.stop_member(member, reason)
+    warnings.warn(f"{backend.labels[member]}{reason}", RuntimeWarning, stacklevel=_STACKLEVEL)

@@ -60,7 +60,11 @@ class SingleBackend(StepBackend):
         self.data = data.to(device=device, dtype=self.dtype)
         self.optimizer = adam(vae.parameters(), lr, betas)
         self._cuda = device.type == "cuda"
-        self._cuda_index = (device.index or 0) if self._cuda else None
+        self._cuda_index = None
+        if self._cuda:
+            self._cuda_index = (
+                device.index if device.index is not None else torch.cuda.current_device()
+            )
         self._rng = self._seeded_rng(seed)
         self.save_good()
         vae.train()

@@ -187,3 +187,36 @@ def test_save_checkpoint_writes_an_ensemble_member(tmp_path):
 def test_the_backend_protocol_is_abstract():
     with pytest.raises(TypeError):
         StepBackend([0], 4)  # type: ignore[abstract]
+
+
+def test_a_config_and_a_changed_keyword_are_refused():
+    with pytest.raises(ValueError, match="not both: got config and epochs=5"):
+        fit(_vae(), _data(), epochs=5, config=TrainConfig(epochs=2, progress=False))
+    with pytest.raises(ValueError, match="config must be a TrainConfig"):
+        fit(_vae(), _data(), config={"epochs": 2})  # type: ignore[arg-type]
+
+
+class EarlyStop(EpochCallback):
+    """Stops member 1 after epoch 0 through the public backend method."""
+
+    def on_epoch_end(self, epoch, backends):
+        if epoch == 0:
+            backends[0].stop_member(1, "early stop")
+
+
+def test_a_callback_can_stop_a_member_and_it_stays_where_it_was():
+    vaes = [_vae(seed=s) for s in range(2)]
+    after_one = [_vae(seed=s) for s in range(2)]
+    histories = fit_ensemble(vaes, _data(), epochs=3, seeds=[0, 1], progress=False,
+                             callbacks=[EarlyStop()])  # fmt: skip
+    fit_ensemble(after_one, _data(), epochs=1, seeds=[0, 1], progress=False)
+    assert histories[1].stopped == "early stop" and len(histories[1].loss) == 1
+    assert histories[0].stopped is None and len(histories[0].loss) == 3
+    assert _same_weights(vaes[1], after_one[1])  # held fixed: Adam's momentum did not move it
+
+
+def test_divergence_warnings_point_at_the_caller():
+    vae = _vae()
+    with pytest.warns(RuntimeWarning, match="non-finite") as record:
+        fit(vae, _data() * 1e200, epochs=1, progress=False)
+    assert record[0].filename == __file__
