@@ -13,7 +13,7 @@ from torch.distributions.transforms import Transform
 
 from .angles import LOG_2PI, PI, wrap_angle
 
-__all__ = ["angle", "finite", "positive_finite", "sphere"]
+__all__ = ["angle", "finite", "positive_finite", "sphere", "unit_sphere"]
 
 
 class _Finite(constraints.Constraint):
@@ -55,19 +55,31 @@ class _Sphere(constraints.Constraint):
 
     A vector satisfies it when it is finite and :math:`|\lVert x\rVert^2 - 1|` is at most
     :data:`SPHERE_TOLERANCE_ULPS` unit roundoffs of its dtype, which ``x / x.norm(dim=-1,
-    keepdim=True)`` always meets. ``event_dim = 1``: one check per vector.
+    keepdim=True)`` always meets; with ``dim`` given, also when its length is ``dim``.
+    ``event_dim = 1``: one check per vector.
     """
 
     event_dim = 1
 
+    def __init__(self, dim: int | None = None) -> None:
+        super().__init__()
+        self.dim = dim
+
     def check(self, value: Tensor) -> Tensor:
+        if self.dim is not None and value.shape[-1] != self.dim:
+            return torch.zeros(value.shape[:-1], dtype=torch.bool, device=value.device)
         eps = torch.finfo(value.dtype).eps if value.is_floating_point() else 0.0
         norm2 = (value * value).sum(-1)
         finite = torch.isfinite(value).all(-1)
         return finite & ((norm2 - 1.0).abs() <= SPHERE_TOLERANCE_ULPS * eps)
 
     def __repr__(self) -> str:
-        return "sphere(|value| = 1)"
+        return "sphere(|value| = 1)" if self.dim is None else f"sphere(|value| = 1, dim={self.dim})"
+
+
+def unit_sphere(dim: int) -> constraints.Constraint:
+    """:data:`sphere` for vectors of length ``dim`` only (points of :math:`S^{dim-1}`)."""
+    return _Sphere(dim)
 
 
 #: Tolerance of :data:`sphere` on the squared norm, in unit roundoffs of the value's dtype.

@@ -37,7 +37,7 @@ class _Names(Sequence[str]):
 
 
 def _manifold_names() -> tuple[str, ...]:
-    from .manifolds.base import MANIFOLDS
+    from .manifolds import MANIFOLDS
 
     return MANIFOLDS.names()
 
@@ -53,12 +53,6 @@ def experiment_names() -> tuple[str, ...]:
     from .reproduce import EXPERIMENTS
 
     return EXPERIMENTS.names()
-
-
-def __getattr__(name: str) -> Any:
-    if name == "EXPERIMENT_NAMES":  # computed on access: importing the CLI imports no experiment
-        return experiment_names()
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -29,6 +29,8 @@ from typing import NamedTuple
 import torch
 from torch import Tensor
 
+from distributions.angles import wrap_angle
+
 from .manifolds import LatentManifold
 from .manifolds.base import require
 from .vae import VAE
@@ -395,7 +397,7 @@ def recovered_angles(vae: VAE, data: Tensor) -> Tensor:
         vae.train(was_training)
     angles = [i for i, r in enumerate(latent.angle_radii) if r is not None]
     if angles:  # wrapped in the model's dtype, so that its -pi stays -pi
-        return _wrap(location[:, angles]).double().cpu()
+        return wrap_angle(location[:, angles]).double().cpu()
     location = location.double().cpu()
     location = location - location.mean(0)
     pairs = location[:, : 2 * (location.shape[-1] // 2)].unflatten(-1, (-1, 2))
@@ -540,14 +542,9 @@ def phase_recovery(vae: VAE, data: Tensor, true_angles: Tensor) -> Tensor:
 
 
 # --- winding numbers -----------------------------------------------------------------------
-def _wrap(angle: Tensor) -> Tensor:
-    """Wrap into :math:`[-\\pi, \\pi)`."""
-    return angle - 2.0 * math.pi * torch.floor((angle + math.pi) / (2.0 * math.pi))
-
-
 def _winding_along(angles: Tensor, dim: int) -> tuple[Tensor, Tensor]:
     """Winding numbers and largest jumps of closed loops running along ``dim``."""
-    steps = _wrap(angles.roll(-1, dims=dim) - angles)
+    steps = wrap_angle(angles.roll(-1, dims=dim) - angles)
     winding = torch.round(steps.sum(dim) / (2.0 * math.pi)).long()
     return winding, steps.abs().amax(dim)
 
@@ -637,7 +634,7 @@ def encoding_nonuniformity(angles: Tensor) -> float:
             f"{tuple(angles.shape) if torch.is_tensor(angles) else type(angles).__name__}"
         )
     angles = angles.detach().double().cpu()
-    steps = _wrap(angles.roll(-1) - angles)
+    steps = wrap_angle(angles.roll(-1) - angles)
     winding = round(float(steps.sum()) / (2.0 * math.pi))
     if abs(winding) != 1:
         return math.nan
@@ -822,7 +819,7 @@ def unwound_phase_correlations(
     inverse = det * torch.stack(
         [torch.stack([W[1, 1], -W[0, 1]]), torch.stack([-W[1, 0], W[0, 0]])]
     )
-    estimate = _wrap(recovered @ inverse.double().T)
+    estimate = wrap_angle(recovered @ inverse.double().T)
     corr = torch.stack(
         [circular_correlation(true_angles[:, i], estimate[:, i]).abs() for i in range(2)]
     )

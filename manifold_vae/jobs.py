@@ -14,12 +14,7 @@ import torch
 from .datasets import LatentDataset, sinusoids
 from .evaluation import has_recovered_angles, phase_recovery
 from .likelihoods import LIKELIHOODS, Gaussian, Likelihood
-from .manifolds import (
-    Circle,
-    Euclidean,
-    LatentManifold,
-    registered_manifolds,
-)
+from .manifolds import MANIFOLDS, Circle, Euclidean, LatentManifold
 from .plots import plot_latent
 from .training import fit
 from .vae import VAE
@@ -32,17 +27,17 @@ def parse_latent(text: str) -> LatentManifold:
     ``clifford-torus``, or any registered manifold; ``ARG`` is an integer passed as the class's
     first constructor argument."""
     name, _, arg = text.partition(":")
-    registry = registered_manifolds()
-    if name not in registry:
-        raise ValueError(f"unknown latent {name!r}; choose from {sorted(registry)}")
+    if name not in MANIFOLDS:
+        raise ValueError(f"unknown latent {name!r}; choose from {list(MANIFOLDS.names())}")
+    cls = MANIFOLDS[name]
     if not arg:
-        return registry[name]()
+        return cls()
     try:
         value = int(arg)
     except ValueError as error:
         raise ValueError(f"latent argument must be an integer, got {arg!r}") from error
     try:
-        return registry[name](value)
+        return cls(value)
     except TypeError as error:
         raise ValueError(f"latent {name!r} takes no argument, got {arg!r}") from error
 

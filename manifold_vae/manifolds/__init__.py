@@ -2,11 +2,13 @@
 
 from .._geomstats import load_geomstats
 from .base import (
+    MANIFOLDS,
     LatentManifold,
     PointDistribution,
     manifold_from_spec,
     register_manifold,
     registered_manifolds,
+    require,
 )
 from .circles import Circle, CliffordTorus, FlatTorus
 from .euclidean import Euclidean
@@ -15,6 +17,7 @@ from .product import Product, ProductDistribution
 from .sphere import Sphere
 
 __all__ = [
+    "MANIFOLDS",
     "Circle",
     "CliffordTorus",
     "Euclidean",
@@ -29,4 +32,5 @@ __all__ = [
     "manifold_from_spec",
     "register_manifold",
     "registered_manifolds",
+    "require",
 ]

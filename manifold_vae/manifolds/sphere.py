@@ -29,7 +29,7 @@ from torch import Tensor
 from torch.distributions import Distribution, constraints
 
 from distributions import SphereHeatKernel, SphereUniform
-from distributions.constraints import sphere as sphere_constraint
+from distributions.constraints import unit_sphere
 
 from .._geomstats import load_geomstats
 from .base import LatentManifold, register_manifold
@@ -101,7 +101,7 @@ class Sphere(LatentManifold):
         return torch.zeros_like(coordinates[..., 0])
 
     def point_support(self) -> constraints.Constraint:
-        return sphere_constraint
+        return unit_sphere(3)
 
     def exp(self, tangent_vec: Tensor, base_point: Tensor) -> Tensor:
         r""":math:`\cos\lVert v\rVert\, x + \operatorname{sinc}\lVert v\rVert\, v`, ``(..., 3)``."""

@@ -23,7 +23,9 @@ __all__ = ["bernoulli_kl", "decoder_kl", "decoder_likelihood", "normal_kl"]
 def decoder_likelihood(p: Distribution, q: Distribution) -> type[Likelihood]:
     """The registered likelihood class whose decoders ``p`` and ``q`` both are.
 
-    The first (by name) whose ``feature_family`` holds the features of both.
+    Among the registered likelihoods whose ``feature_family`` holds the features of both, the
+    most specific family wins (an exact class match first, then the deepest subclass), ties by
+    name: a user likelihood with a broader family cannot take over the built-in decoders.
 
     Raises
     ------
@@ -32,10 +34,22 @@ def decoder_likelihood(p: Distribution, q: Distribution) -> type[Likelihood]:
     """
     base_p, _ = feature_distribution(p)
     base_q, _ = feature_distribution(q)
-    for _, likelihood in LIKELIHOODS.items():
-        family = likelihood.feature_family
-        if family is not None and isinstance(base_p, family) and isinstance(base_q, family):
-            return likelihood
+    matches = [
+        (name, likelihood)
+        for name, likelihood in LIKELIHOODS.items()
+        if likelihood.feature_family is not None
+        and isinstance(base_p, likelihood.feature_family)
+        and isinstance(base_q, likelihood.feature_family)
+    ]
+    if matches:
+
+        def specificity(match: tuple[str, type[Likelihood]]) -> tuple[bool, int, str]:
+            name, likelihood = match
+            family = likelihood.feature_family
+            exact = type(base_p) is family and type(base_q) is family
+            return (not exact, -len(family.__mro__), name)
+
+        return min(matches, key=specificity)[1]
     families = {c.feature_family.__name__ for _, c in LIKELIHOODS.items() if c.feature_family}
     raise ValueError(
         "decoder_kl has a closed form for two decoders of one registered likelihood family "

@@ -45,7 +45,7 @@ from .harmonic_setup import (
     setups,
 )
 
-__all__ = ["DEFAULT", "EXPERIMENT", "TINY", "TITLE", "harmonic"]
+__all__ = ["DEFAULT", "EXPERIMENT", "NAME", "TINY", "TITLE", "harmonic"]
 
 NAME = "harmonic"
 TITLE = "Harmonic analysis of encoders and decoders"

@@ -16,6 +16,7 @@ from torch import Tensor
 from ..datasets import LatentDataset, pixel_shift, sinusoids, sinusoids_grid, toroidal_grid
 from ..manifolds import Circle, CliffordTorus, Euclidean, LatentManifold
 from ..networks import default_hidden
+from ..stats import ALPHA
 from .budget import Budget
 
 __all__ = [
@@ -53,8 +54,6 @@ SIGMA_X = 0.1
 LR = 1e-3
 #: Power-iteration tolerance of the Lipschitz estimates.
 LIPSCHITZ_RTOL = 1e-4
-#: Significance level of each one-sided trend test (per pair and direction).
-ALPHA = 0.05
 #: A member is (nearly) collapsed when its reconstruction explains less than this share of the
 #: training data's variance (its latent carries little about the data).
 COLLAPSE_SHARE = 0.2
