@@ -35,6 +35,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
+from . import _sphere_table
+from ._chunks import by_chunks
 from ._quadrature import gauss_legendre
 from ._regimes import by_time_regime
 from .angles import PI
@@ -43,6 +45,7 @@ __all__ = [
     "IMAGE_NODES",
     "LEGENDRE_TERMS",
     "SWITCH_TIME",
+    "image_residual",
     "sphere_angle",
     "sphere_kl_to_uniform",
     "sphere_log_density",
@@ -182,14 +185,41 @@ def _log_images(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Tensor
     CPU large inputs are processed in chunks of :data:`_CPU_CHUNK` elements (same result).
     """
     theta, time = torch.broadcast_tensors(theta, time)
+    log_prefactor = _LOG_2 + 0.25 * time - 1.5 * (_LOG_4PI + torch.log(time))
+    return -0.25 * theta * theta / time + log_prefactor + _log_image_integral(theta, time, nodes)
+
+
+def image_residual(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Tensor:
+    r"""The smooth part :math:`R = \log p_t(\theta) + \theta^2/4t + \log(4\pi t)` of the log
+    density, by the image representation (:func:`_log_images`), for :math:`t \le 1/2`.
+
+    Computed without forming :math:`\log p` (whose size :math:`\theta^2/4t` would swamp
+    :math:`R` at small times): :math:`R = \log 2 + t/4 - \tfrac12\log(4\pi t) + \log I`, with
+    :math:`I` the image integral. :math:`R \to \tfrac12\log(\theta/\sin\theta)` as
+    :math:`t \to 0` (van Vleck) away from the antipode. Used to build the float32 table
+    (:mod:`distributions._sphere_table`).
+
+    Parameters
+    ----------
+    theta, time : Tensor, shape=[...]
+        Broadcastable polar angles in :math:`[0, \pi]` and times in :math:`(0, 1/2]`.
+    nodes : int
+        Gauss-Legendre nodes of the image integral.
+
+    Returns
+    -------
+    Tensor, shape=broadcast(theta, time)
+    """
+    theta, time = torch.broadcast_tensors(theta, time)
+    log_prefactor = _LOG_2 + 0.25 * time - 0.5 * (_LOG_4PI + torch.log(time))
+    return log_prefactor + _log_image_integral(theta, time, nodes)
+
+
+def _log_image_integral(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Tensor:
+    r""":math:`\log I`, the image integral of :func:`_log_images` (broadcast inputs), chunked
+    on the CPU."""
     if theta.device.type == "cpu" and theta.numel() > _CPU_CHUNK:
-        parts = [
-            _log_images(a, b, nodes)
-            for a, b in zip(
-                theta.reshape(-1).split(_CPU_CHUNK), time.reshape(-1).split(_CPU_CHUNK), strict=True
-            )
-        ]
-        return torch.cat(parts).reshape(theta.shape)
+        return by_chunks(lambda a, b: _log_image_integral(a, b, nodes), theta, time, _CPU_CHUNK)
     images = _IMAGES
     if theta.device.type == "cpu" and bool((time <= _TWO_IMAGES_TIME).all()):
         images = _IMAGES[:2]
@@ -215,8 +245,7 @@ def _log_images(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Tensor
         exponent = (scale * (gap + shift) * (2.0 * theta_ + gap + shift)).clamp(max=0.0)
         total = total + sign * phi_k * torch.exp(exponent)
     integral = (half_width * weights * total / sin_half_phi).sum(-1)
-    log_prefactor = _LOG_2 + 0.25 * time - 1.5 * (_LOG_4PI + torch.log(time))
-    return scale.squeeze(-1) * theta * theta + log_prefactor + torch.log(integral)
+    return torch.log(integral)
 
 
 def sphere_log_density(theta: Tensor, time: Tensor) -> Tensor:
@@ -239,7 +268,15 @@ def sphere_log_density(theta: Tensor, time: Tensor) -> Tensor:
     -------
     Tensor, shape=broadcast(theta, time)
     """
+    if theta.is_floating_point() and _sphere_table.uses_table(theta.dtype):
+        return _by_regime(theta, time, SWITCH_TIME, _log_small_time_single, _log_legendre)
     return _by_regime(theta, time, SWITCH_TIME, _log_images, _log_legendre)
+
+
+def _log_small_time_single(theta: Tensor, time: Tensor) -> Tensor:
+    """Single precision, ``time <= 0.5``: the table from ``TABLE_MIN_TIME`` on, the images below."""
+    table = _sphere_table.table_log_density
+    return _by_regime(theta, time, _sphere_table.TABLE_MIN_TIME, _log_images, table)
 
 
 def sphere_log_prob(value: Tensor, loc: Tensor, time: Tensor) -> Tensor:
@@ -463,3 +500,8 @@ def sphere_kl_to_uniform(time: Tensor) -> Tensor:
     return by_time_regime(
         time, _KL_EXPANSION_TIME, _KL_SERIES_TIME, 0.5, _kl_expansion, _kl_chebyshev, _kl_series
     )
+
+
+# The table is fitted to the image representation: hand it the exact residual (the table
+# module does not import this one).
+_sphere_table.set_exact_residual(image_residual)

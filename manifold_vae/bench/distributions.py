@@ -100,7 +100,7 @@ def run(
     result["accuracy"] = (
         measure_accuracy(dtypes, quick) if accuracy else {"available": False, "reason": "skipped"}
     )
-    # the sphere's small-time log_prob is a 28-node quadrature: a smaller batch
+    # the sphere is slower than the circle (table or quadrature per element): a smaller batch
     result["sphere"] = measure_sphere(
         max(n // 20, 1), repeats, dtypes, devices, accuracy, quick, seed
     )

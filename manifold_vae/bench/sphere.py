@@ -5,8 +5,11 @@ Part of ``python -m manifold_vae.bench.distributions``
 
 Throughput of ``SphereHeatKernel.log_prob`` and ``rsample`` against Pyro's ``ProjectedNormal``
 (the other distribution on :math:`S^2` with a closed-form density), with concentration
-:math:`\kappa = 1/\sqrt{2t}` matched to the same spread, on batches of per-element random
-parameters; accuracy of ``log_prob`` (against :func:`distributions.reference.sphere_log_density`)
+:math:`\kappa = 1/\sqrt{2t}` matched to the same spread, and against the Power Spherical
+distribution (the PyPI package ``power-spherical``, the optional extra ``bench``; skipped with a
+message when it is not installed) with :math:`\kappa = 1/2t` (the same small-time spread), on
+batches of per-element random parameters; accuracy of ``log_prob`` (against
+:func:`distributions.reference.sphere_log_density`)
 and of the KL to the uniform distribution (against
 :func:`distributions.reference.sphere_kl_to_uniform`).
 """
@@ -26,6 +29,11 @@ from torch.nn.functional import normalize
 from distributions import SphereHeatKernel, SphereUniform
 
 from .reference import reference_value
+
+try:  # optional: the ``bench`` extra
+    from power_spherical import PowerSpherical
+except ImportError:  # pragma: no cover - depends on the environment
+    PowerSpherical = None
 from .timing import time_groups
 
 __all__ = ["SPHERE_TIME_RANGE", "measure_sphere", "sphere_lines"]
@@ -59,6 +67,9 @@ def _throughput(
     def projected() -> ProjectedNormal:
         return ProjectedNormal(concentration, validate_args=False)
 
+    def power() -> Any:
+        return PowerSpherical(loc, 0.5 / time, validate_args=False)
+
     groups = {
         "log_prob": (
             "ProjectedNormal.log_prob",
@@ -75,6 +86,9 @@ def _throughput(
             },
         ),
     }
+    if PowerSpherical is not None:
+        groups["log_prob"][1]["PowerSpherical.log_prob"] = lambda: power().log_prob(value)
+        groups["sample"][1]["PowerSpherical.rsample"] = lambda: power().rsample()
     return time_groups(groups, n, repeats, dtype, device, seed)
 
 
@@ -142,6 +156,11 @@ def measure_sphere(
     """Throughput on every device and dtype, then accuracy (without mpmath: skipped)."""
     out: dict[str, Any] = {
         "n": n,
+        "power_spherical": (
+            "measured"
+            if PowerSpherical is not None
+            else "skipped: power-spherical is not installed (pip install 'manifold-vae[bench]')"
+        ),
         "time_range": list(SPHERE_TIME_RANGE),
         "throughput": [
             rec
@@ -173,14 +192,18 @@ def sphere_lines(result: dict[str, Any]) -> list[str]:
     lines = [
         f"SphereHeatKernel: n = {result['n']:,} elements per call, time log-uniform on "
         f"{tuple(result['time_range'])}; baseline ProjectedNormal (concentration 1/sqrt(2t))",
-        f"{'device':<7}{'dtype':<9}{'operation':<29}{'median ms':>10}{'Melem/s':>9}  x baseline",
+        f"Power Spherical (kappa 1/2t): {result.get('power_spherical', 'not measured')}",
+        f"{'device':<7}{'dtype':<9}{'operation':<29}{'median ms':>10}{'Melem/s':>9}  x baseline"
+        "  x PowerSpherical",
     ]
     for rec in result["throughput"]:
+        power = next((c for k, c in rec["candidates"].items() if k.startswith("Power")), None)
         for name, s in rec["candidates"].items():
             ratio = "(baseline)" if name == rec["baseline"] else f"{s['ratio_median']:.3f}"
+            vs_power = "" if power is None else f"{power['median_s'] / s['median_s']:>10.3f}"
             lines.append(
                 f"{rec['device']:<7}{rec['dtype']:<9}{name:<29}{1e3 * s['median_s']:>10.2f}"
-                f"{s['median_melem_per_s']:>9.3f}  {ratio}"
+                f"{s['median_melem_per_s']:>9.3f}  {ratio:<10}{vs_power}"
             )
     acc = result["accuracy"]
     if not acc.get("available"):
