@@ -71,24 +71,63 @@ def truncation(dtype: torch.dtype) -> Truncation:
     return _TRUNCATION_64 if dtype == torch.float64 else _TRUNCATION_32
 
 
-_PI2 = PI * PI
 _LOG_4PI = math.log(4.0 * PI)
 
 
-def _log_winding(theta: Tensor, time: Tensor, windings: int = WINDINGS) -> Tensor:
-    r"""Log density by the winding sum, for :math:`\theta \in [-\pi, \pi]` and small ``time``.
+def _exponent_floor(dtype: torch.dtype) -> float:
+    r"""Floor of the winding exponents: ``-80`` in float64, ``-30`` in float32 and narrower.
+
+    An image :math:`e^{x}` below :math:`e^{\mathrm{floor}}` is raised to it, which changes
+    :math:`\log p` by less than :math:`2 e^{\mathrm{floor}}`: :math:`3.6 \cdot 10^{-35}`
+    (float64) and :math:`1.9 \cdot 10^{-13}` (float32), that is :math:`3 \cdot 10^{-19}` and
+    :math:`3 \cdot 10^{-6}` of the unit roundoff. The floors keep ``exp`` and ``log1p`` on their
+    fast paths: on the CPU ``exp`` is about twenty times slower where its result underflows
+    (arguments below -87 in float32, -708 in float64) and float32 ``log1p`` twice as slow on
+    arguments below about ``1e-20``.
+    """
+    return -80.0 if dtype == torch.float64 else -30.0
+
+
+def _winding_exponents(theta: Tensor, time: Tensor) -> tuple[Tensor, Tensor]:
+    r"""The exponents :math:`-\pi(\pi + \theta)/t` and :math:`-\pi(\pi - \theta)/t`, floored.
+
+    The exponents of the images :math:`u = e^{-\pi(\pi+\theta)/t}`,
+    :math:`v = e^{-\pi(\pi-\theta)/t}` of :func:`_winding_terms` (each rounded twice: the sum
+    :math:`\pi \pm \theta`, exact near :math:`\mp\pi` where the image matters, then
+    :math:`-\pi(\cdot)/t`), raised to :func:`_exponent_floor`. Their gradient is exactly zero
+    below the floor; the derivative of an image there, at most :math:`|x| e^{x}/t` in ``time``
+    and :math:`\pi e^{x}/t` in ``theta``, is below :math:`10^{-11}` of the principal terms
+    :math:`1/2t` and :math:`\pi/2t` where images matter in float32, and below
+    :math:`10^{-32}` in float64.
+    """
+    dtype = torch.promote_types(theta.dtype, time.dtype)
+    floor = _exponent_floor(dtype)
+    zero = torch.zeros((), dtype=dtype, device=theta.device)
+    # clamp_ acts on fresh results, which autograd does not keep.
+    x_u = torch.addcdiv(zero, theta + PI, time, value=-PI).clamp_(min=floor)
+    x_v = torch.addcdiv(zero, PI - theta, time, value=-PI).clamp_(min=floor)
+    return x_u, x_v
+
+
+def _winding_terms(
+    theta: Tensor, time: Tensor, u: Tensor, v: Tensor, windings: int
+) -> tuple[Tensor, Tensor]:
+    r"""The two parts of the winding sum: :math:`\log p_t(\theta) = \log(1 + I) + c`.
 
     Factoring out the principal image,
 
     .. math::
 
-        \log p_t(\theta) = -\frac{\theta^2}{4t} - \tfrac12\log(4\pi t)
-            + \log\Big(1 + \sum_{k \ne 0} e^{-\pi k(\theta + \pi k)/t}\Big),
+        \log p_t(\theta) = \underbrace{-\frac{\theta^2}{4t} - \tfrac12\log(4\pi t)}_{c}
+            + \log\Big(1 + \underbrace{\sum_{0 < |k| \le K} e^{-\pi k(\theta + \pi k)/t}}_{I}\Big),
 
     and every exponent :math:`-\pi k (\theta + \pi k)/t \le -\pi^2 |k|(|k|-1)/t \le 0`, so nothing
     overflows as :math:`t \to 0`. With :math:`u = e^{-\pi(\pi+\theta)/t}`,
-    :math:`v = e^{-\pi(\pi-\theta)/t}` the terms :math:`k = \pm1, \pm2` are
-    :math:`u, v, uv \cdot u^2, uv \cdot v^2` (since :math:`uv = e^{-2\pi^2/t}`).
+    :math:`v = e^{-\pi(\pi-\theta)/t}` and :math:`s = uv = e^{-2\pi^2/t}` the terms
+    :math:`k = \pm1, \pm2` are :math:`u, v, s u^2, s v^2`, so
+    :math:`I = P + s(P^2 - 2s)` with :math:`P = u + v` (the second part is below
+    :math:`2 e^{-2\pi^2/t} < 4 \cdot 10^{-6}` for :math:`t \le 3/2`, so the cancellation in
+    :math:`P^2 - 2s` costs nothing).
 
     Truncation bound: with ``windings = K`` the terms :math:`|k| > K` sum to at most
     :math:`2 e^{-\pi^2 K(K+1)/t} / (1 - e^{-\pi^2 (2K+2)/t})`, relative to a bracket that is at
@@ -102,20 +141,37 @@ def _log_winding(theta: Tensor, time: Tensor, windings: int = WINDINGS) -> Tenso
         Angle from the location, in :math:`[-\pi, \pi]`.
     time : Tensor, shape=[...]
         Positive diffusion time, broadcastable with ``theta``.
+    u, v : Tensor, shape=broadcast(theta, time)
+        The images, ``exp`` of :func:`_winding_exponents`.
     windings : int
         ``K``, 1 or 2.
+
+    Returns
+    -------
+    images, offset : Tensor, shape=broadcast(theta, time)
+        :math:`I \ge 0` and :math:`c`.
     """
-    a = (-PI) / time
-    u = torch.exp(a * (PI + theta))
-    v = torch.exp(a * (PI - theta))
     images = u + v
     if windings == 2:
-        images = images + (u * v) * (u * u + v * v)  # u v = exp(-2 pi^2 / t)
+        s = u * v
+        images = images.addcmul(s, torch.mul(images, images).sub_(s, alpha=2.0))
     elif windings != 1:
         raise ValueError(f"windings must be 1 or 2, got {windings}")
-    # -theta^2 / (4t) = theta^2 a / (4 pi)
-    quadratic = torch.addcmul(-0.5 * torch.log(time), theta * theta, a, value=0.25 / PI)
-    return torch.log1p(images) + (quadratic - 0.5 * _LOG_4PI)
+    # c = -log(4 pi) / 2 - log(t) / 2 - theta^2 / (4t)
+    half_log_4pi = torch.tensor(-0.5 * _LOG_4PI, dtype=images.dtype, device=images.device)
+    offset = torch.add(half_log_4pi, torch.log(time), alpha=-0.5)
+    return images, torch.addcdiv(offset, theta * theta, time, value=-0.25)
+
+
+def _log_winding(theta: Tensor, time: Tensor, windings: int = WINDINGS) -> Tensor:
+    r"""Log density by the winding sum, :math:`\log(1 + I) + c` (:func:`_winding_terms`).
+
+    For :math:`\theta \in [-\pi, \pi]` and small ``time``; see :func:`_winding_terms` for the
+    truncation bound and :func:`_winding_exponents` for the floor of the exponents.
+    """
+    x_u, x_v = _winding_exponents(theta, time)
+    images, offset = _winding_terms(theta, time, torch.exp(x_u), torch.exp(x_v), windings)
+    return torch.log1p(images) + offset
 
 
 def _fourier_part(theta: Tensor, time: Tensor, terms: int = FOURIER_TERMS) -> Tensor:
@@ -123,7 +179,8 @@ def _fourier_part(theta: Tensor, time: Tensor, terms: int = FOURIER_TERMS) -> Te
 
     The powers :math:`q^{m^2}` of :math:`q = e^{-t}` are built by
     :math:`q^{(m+1)^2} = q^{m^2} q^{2m+1}` and :math:`\cos(m\theta)` by the Chebyshev recurrence
-    :math:`c_{m+1} = 2 c_1 c_m - c_{m-1}`: one ``exp`` and one ``cos`` per element.
+    :math:`c_{m+1} = 2 c_1 c_m - c_{m-1}`: one ``exp`` and one ``cos`` per element. (The form used
+    by the entropy; the log density evaluates the same sum by :func:`_fourier_terms`.)
 
     Truncation bound: the modes :math:`m > M` sum to at most
     :math:`2 e^{-(M+1)^2 t} / (1 - e^{-(2M+3) t})`: for ``M = 5`` below
@@ -145,15 +202,66 @@ def _fourier_part(theta: Tensor, time: Tensor, terms: int = FOURIER_TERMS) -> Te
     return 2.0 * total
 
 
+def _fourier_terms(theta: Tensor, q: Tensor, terms: int) -> Tensor:
+    r"""The sum :math:`f` of :func:`_fourier_part` from :math:`q = e^{-t}`, in nested form.
+
+    .. math::
+
+        f = \sum_{m=1}^{M} q^{m^2} U_m
+          = q\Big(U_1 + q^3\big(U_2 + q^5(U_3 + \dots + q^{2M-1} U_M)\big)\Big),
+        \qquad U_m = 2\cos m\theta,
+
+    since :math:`m^2 - (m-1)^2 = 2m - 1`, with :math:`U_{m+1} = U_1 U_m - U_{m-1}`,
+    :math:`U_0 = 2` (twice the Chebyshev recurrence): one ``cos`` and :math:`4M` multiplications
+    and additions per element, fewer than the running sum of :func:`_fourier_part`. For
+    :math:`q \le e^{-1}` each inner bracket is at most :math:`2.01` in magnitude and scaled by
+    :math:`q^{2m-1} \le e^{-3}` before it is added, so rounding stays at the level of the sum's.
+    Same truncation bound as :func:`_fourier_part`.
+
+    Parameters
+    ----------
+    theta : Tensor, shape=[...]
+        Angle from the location.
+    q : Tensor, shape=[...]
+        :math:`e^{-t}`, broadcastable with ``theta``.
+    terms : int
+        ``M >= 1``.
+    """
+    if terms < 1:
+        raise ValueError(f"terms must be at least 1, got {terms}")
+    # S_m = sigma_m U_m with signs sigma = +, +, -, -, +, +, ... (period 4) turn both
+    # recurrences into one addcmul each: S_{m+1} = S_{m-1} + sigma_{m+1} sigma_m U_1 S_m.
+    u1 = torch.cos(theta).mul_(2.0)
+    signed = [torch.full((), 2.0, dtype=u1.dtype, device=u1.device), u1]
+    for m in range(1, terms):
+        signed.append(torch.addcmul(signed[m - 1], u1, signed[m], value=_sign_ratio(m)))
+    q2 = q * q
+    steps = [q * q2]  # q^{2m+1}, m = 1 .. M-1
+    for _ in range(terms - 2):
+        steps.append(steps[-1] * q2)
+    # N_m = S_m + sigma_m sigma_{m+1} q^{2m+1} N_{m+1}
+    #     = sigma_m (U_m + q^{2m+1} sigma_{m+1} N_{m+1})
+    nested = signed[terms]
+    for m in range(terms - 1, 0, -1):
+        nested = torch.addcmul(signed[m], steps[m - 1], nested, value=_sign_ratio(m))
+    return q * nested
+
+
+def _sign_ratio(m: int) -> float:
+    r""":math:`\sigma_m \sigma_{m+1}` for the signs :math:`\sigma = +, +, -, -, \dots` of
+    :func:`_fourier_terms`: -1 when ``m`` is odd, else +1."""
+    return -1.0 if m % 2 else 1.0
+
+
 def _log_fourier(theta: Tensor, time: Tensor, terms: int = FOURIER_TERMS) -> Tensor:
     r"""Log density by the Fourier sum, :math:`\log p = \log(1 + f) - \log 2\pi`, large ``time``.
 
     For :math:`t \ge 3/2`, :math:`|f| \le 2\sum_m e^{-m^2 t} < 0.45`, so :math:`1 + f > 0.55` is
     well conditioned and the truncation bound of :func:`_fourier_part` is a relative error below
     :math:`1.4 \cdot 10^{-23}` in :math:`p` (float64). For :math:`t > 1` (float32),
-    :math:`1 + f > 0.22`, a condition number of at most 8.
+    :math:`1 + f > 0.22`, a condition number of at most 8. ``f`` is :func:`_fourier_terms`.
     """
-    return torch.log1p(_fourier_part(theta, time, terms)) - LOG_2PI
+    return torch.log1p(_fourier_terms(theta, torch.exp(-time), terms)) - LOG_2PI
 
 
 def circle_log_density(theta: Tensor, time: Tensor) -> Tensor:
@@ -169,10 +277,10 @@ def circle_log_density(theta: Tensor, time: Tensor) -> Tensor:
     In float32 (and narrower) the switch is at ``time = 1`` with shorter sums whose truncation
     errors are below a tenth of float32's unit roundoff (:func:`truncation`).
 
-    On the CPU each branch is evaluated only on its own elements; elsewhere (CUDA) both are
-    evaluated and combined by ``torch.where``, which needs no host synchronisation, with a safe
-    time fed to each branch where it is not used so that neither produces ``nan`` in values or
-    gradients. The two paths give identical results.
+    Both series are evaluated on every element and blended without ``torch.where``
+    (:func:`circle_log_density_where`); on the CPU, where the check is cheap, a series that no
+    element uses is skipped (same values). The per-element indexing of
+    :func:`_log_density_masked` gives identical results.
 
     Parameters
     ----------
@@ -185,9 +293,7 @@ def circle_log_density(theta: Tensor, time: Tensor) -> Tensor:
     -------
     Tensor, shape=broadcast(theta, time)
     """
-    if theta.device.type == "cpu":
-        return _log_density_masked(theta, time)
-    return circle_log_density_where(theta, time)
+    return _log_density_blend(theta, time, skip_unused=theta.device.type == "cpu")
 
 
 #: Elements per chunk of the CPU evaluation: small enough that temporaries stay in cache.
@@ -220,22 +326,62 @@ def circle_log_prob(value: Tensor, loc: Tensor, time: Tensor) -> Tensor:
 
 
 def circle_log_density_where(theta: Tensor, time: Tensor) -> Tensor:
-    """:func:`circle_log_density` with both branches on every element, combined by
-    ``torch.where`` (no synchronisation: the path taken on accelerators)."""
+    """:func:`circle_log_density` with both series on every element: no host synchronisation
+    (the path taken on accelerators). See :func:`_log_density_blend`."""
+    return _log_density_blend(theta, time, skip_unused=False)
+
+
+def _log_density_blend(theta: Tensor, time: Tensor, skip_unused: bool) -> Tensor:
+    r"""Both series on every element, blended by a 0/1 weight; optionally skip an unused one.
+
+    With :math:`w = [t > t_s]` (:math:`t_s` the switch time of :func:`truncation`), the winding
+    terms :math:`(I, c)` at :math:`\min(t, t_s)` and the Fourier sum :math:`f` at
+    :math:`\max(t, t_s)` (each series is fed the switch time where it is not used, so neither
+    produces ``nan`` or ``inf`` in values or gradients):
+
+    .. math:: \log p = \log\big(1 + \operatorname{lerp}(I, f, w)\big)
+                       + \operatorname{lerp}(c, -\log 2\pi, w).
+
+    The two series share one ``exp``: :math:`e_1 = \exp \operatorname{lerp}(x_u, -t, w)` is the
+    image :math:`u` of the winding sum where :math:`w = 0` and :math:`q = e^{-t}` of the Fourier
+    sum where :math:`w = 1`; each series reads it in both places, where the other's value is
+    finite (:math:`0 < e_1 \le 1`) and then discarded.
+
+    ``torch.lerp`` with a weight of exactly 0 or 1 returns one end exactly (it is evaluated as
+    ``start + w (end - start)`` for ``w < 1/2`` and ``end - (1 - w)(end - start)`` otherwise), and
+    its gradients are ``1 - w`` and ``w``, exactly 1 and 0: the values and gradients are those of
+    the series used, bit for bit (:func:`_log_density_masked` checks this), with one ``log1p``
+    and two ``exp`` per element and no ``torch.where`` (slow on the CPU).
+
+    Parameters
+    ----------
+    theta, time : Tensor, shape=[...]
+        As for :func:`circle_log_density`.
+    skip_unused : bool
+        Evaluate only one series when no element needs the other (a host synchronisation).
+    """
     switch, windings, terms = truncation(torch.promote_types(theta.dtype, time.dtype))
-    fourier = time > switch
-    safe = torch.full_like(time, switch)
-    t_winding = torch.where(fourier, safe, time)
-    t_fourier = torch.where(fourier, time, safe)
-    return torch.where(
-        fourier,
-        _log_fourier(theta, t_fourier, terms),
-        _log_winding(theta, t_winding, windings),
-    )
+    t_winding = time.clamp(max=switch)
+    minus_t_fourier = time.neg().clamp_(max=-switch)
+    weight = torch.sub(-switch, minus_t_fourier.detach()).sign_()  # 1 where time > switch, else 0
+    if skip_unused:
+        count = int(weight.sum())
+        if count == 0:
+            return _log_winding(theta, time, windings)
+        if count == weight.numel():
+            return _log_fourier(theta, time, terms)
+    x_u, x_v = _winding_exponents(theta, t_winding)
+    shared = torch.exp(torch.lerp(x_u, minus_t_fourier, weight))  # u, or q = exp(-time)
+    images, offset = _winding_terms(theta, t_winding, shared, torch.exp(x_v), windings)
+    fourier = _fourier_terms(theta, shared, terms)
+    log_2pi = torch.tensor(-LOG_2PI, dtype=offset.dtype, device=offset.device)
+    log_p = torch.log1p(torch.lerp(images, fourier, weight))
+    return log_p.add_(torch.lerp(offset, log_2pi, weight))
 
 
 def _log_density_masked(theta: Tensor, time: Tensor) -> Tensor:
-    """Each branch on its own elements only (fewer operations; indexing synchronises)."""
+    """Each series on its own elements only, by indexing: an independent check of
+    :func:`_log_density_blend` (identical values and gradients), not used on the hot path."""
     theta, time = torch.broadcast_tensors(theta, time)
     switch, windings, terms = truncation(theta.dtype)
     shape = theta.shape

@@ -60,8 +60,9 @@ KL_CASES = (
     (0.0, 1e-5, 3.0, 1e-4),
 )
 
-#: The branch-free evaluation that CUDA uses, timed for information (no target on the CPU:
-#: there ``log_prob`` takes the per-element path).
+#: The synchronisation-free evaluation that CUDA uses (both series on every element, blended),
+#: timed for information (no target on the CPU: there ``log_prob`` skips a series no element
+#: of a chunk needs).
 WHERE_PATH = "log_prob, torch.where path"
 
 
