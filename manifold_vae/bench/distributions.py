@@ -132,6 +132,9 @@ def _parser(prog: str | None = None) -> argparse.ArgumentParser:
     parser.add_argument("--quick", action="store_true", help="a reduced accuracy grid")
     parser.add_argument("--no-accuracy", action="store_true", help="skip the mpmath part")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--threads", type=int, default=1, help="torch threads (default 1, as docs/performance.md)"
+    )
     return parser
 
 
@@ -155,23 +158,31 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """
     parser = _parser(prog)
     args = parser.parse_args(argv)
-    if args.n < 1 or args.repeats < 1:
-        parser.error(f"--n and --repeats must be positive, got {args.n} and {args.repeats}")
-    dtypes = list(_DTYPES.values()) if args.dtype == "both" else [_DTYPES[args.dtype]]
-    result = run(
-        n=args.n,
-        repeats=args.repeats,
-        dtypes=dtypes,
-        devices=_devices(args.device, parser),
-        accuracy=not args.no_accuracy,
-        quick=args.quick,
-        seed=args.seed,
-    )
-    print(format_report(result))
-    if args.out is not None:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
-        print(f"\nwrote {args.out}")
+    if args.n < 1 or args.repeats < 1 or args.threads < 1:
+        parser.error(
+            f"--n, --repeats and --threads must be positive, got {args.n}, {args.repeats} and "
+            f"{args.threads}"
+        )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        dtypes = list(_DTYPES.values()) if args.dtype == "both" else [_DTYPES[args.dtype]]
+        result = run(
+            n=args.n,
+            repeats=args.repeats,
+            dtypes=dtypes,
+            devices=_devices(args.device, parser),
+            accuracy=not args.no_accuracy,
+            quick=args.quick,
+            seed=args.seed,
+        )
+        print(format_report(result))
+        if args.out is not None:
+            args.out.parent.mkdir(parents=True, exist_ok=True)
+            args.out.write_text(json.dumps(result, indent=2) + "\n")
+            print(f"\nwrote {args.out}")
+    finally:
+        torch.set_num_threads(threads)
     return 0
 
 
