@@ -2,8 +2,9 @@ r"""Exact KL divergences between the heat kernels and uniform distributions, reg
 
 ``torch.distributions.kl_divergence`` (and so Pyro's ``TraceMeanField_ELBO``) finds them:
 
-* heat kernel against uniform: :math:`\log 2\pi - H(t)` per factor, exact (three regimes, see
-  :func:`distributions._series.circle_kl_to_uniform`);
+* heat kernel against uniform: :math:`\log 2\pi - H(t)` per factor, exact (the Gaussian form
+  for small times, a piecewise-polynomial table of the exact values above, see
+  :func:`distributions._circle_kl.circle_kl_to_uniform_table`);
 * heat kernel against heat kernel on the same space: graded Gauss-Legendre quadrature of the
   exact log densities, error below :math:`10^{-13}\max(1, \mathrm{KL})`
   (:func:`distributions._circle_kl.circle_kl`);
@@ -18,8 +19,7 @@ import torch
 from torch import Tensor
 from torch.distributions import register_kl
 
-from ._circle_kl import circle_kl
-from ._series import circle_kl_to_uniform
+from ._circle_kl import circle_kl, circle_kl_to_uniform_table
 from ._sphere_series import sphere_kl_to_uniform
 from .circle import CircleHeatKernel, CircleUniform
 from .sphere import SphereHeatKernel, SphereUniform
@@ -38,12 +38,14 @@ def _check_factors(p: TorusHeatKernel | TorusUniform, q: TorusHeatKernel | Torus
 
 def _batch_of(p, q, value: Tensor) -> Tensor:
     """Broadcast a KL computed from ``p``'s parameters to the joint batch shape of p and q."""
+    if q.batch_shape == p.batch_shape or not q.batch_shape:  # the common cases, without a call
+        return value
     return value.expand(torch.broadcast_shapes(p.batch_shape, q.batch_shape))
 
 
 @register_kl(CircleHeatKernel, CircleUniform)
 def _kl_circle_heat_uniform(p: CircleHeatKernel, q: CircleUniform) -> Tensor:
-    return _batch_of(p, q, circle_kl_to_uniform(p.time))
+    return _batch_of(p, q, circle_kl_to_uniform_table(p.time))
 
 
 @register_kl(CircleHeatKernel, CircleHeatKernel)
@@ -61,7 +63,7 @@ def _kl_circle_uniform_uniform(p: CircleUniform, q: CircleUniform) -> Tensor:
 @register_kl(TorusHeatKernel, TorusUniform)
 def _kl_torus_heat_uniform(p: TorusHeatKernel, q: TorusUniform) -> Tensor:
     _check_factors(p, q)
-    return _batch_of(p, q, circle_kl_to_uniform(p.time).sum(-1))
+    return _batch_of(p, q, circle_kl_to_uniform_table(p.time).sum(-1))
 
 
 @register_kl(TorusHeatKernel, TorusHeatKernel)

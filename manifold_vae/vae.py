@@ -14,6 +14,7 @@ decoder evaluated at the embedded point of :math:`z`. The baseline VAE (thesis C
 from __future__ import annotations
 
 import os
+import warnings
 from typing import NamedTuple
 
 import pyro
@@ -208,9 +209,21 @@ class VAE(nn.Module):
         analytic_kl : bool
             Use the exact KL (default); ``False`` uses ``log q(z) - log p(z)`` at the samples,
             which is what Pyro's ``Trace_ELBO`` estimates.
+
+        The latent samples: on a latent with
+        :meth:`~manifold_vae.manifolds.LatentManifold.reparameterize`, standard normal noise
+        ``(num_samples, N, dim)`` drawn with ``torch.randn`` (what ``posterior.rsample`` draws)
+        mapped by it, as the stacked ensemble does; otherwise ``posterior.rsample``.
         """
-        posterior = self.encode(x)
-        z = posterior.rsample(torch.Size([num_samples]))
+        raw = self.encoder(x)
+        posterior = self.latent.posterior(raw)
+        if self.latent.reparameterizable:  # what rsample draws, through the latent's own map
+            noise = torch.randn(
+                (num_samples, *raw.shape[:-1], self.latent.dim), dtype=raw.dtype, device=raw.device
+            )
+            z = self.latent.reparameterize(posterior, noise)
+        else:
+            z = posterior.rsample(torch.Size([num_samples]))
         log_likelihood = self.point_log_likelihood(self.latent.to_point(z), x)
         if analytic_kl:
             kl = self.kl(posterior, z)
@@ -227,20 +240,56 @@ class VAE(nn.Module):
         return self.decode(self.latent.posterior_location(self.encode(x))).mean
 
     # --- Pyro ----------------------------------------------------------------------------
+    def _register_pyro_params(self, encoder: bool) -> None:
+        """``pyro.module("vae", self)`` for the encoder's parameters or for all the others.
+
+        The names are those ``pyro.module`` gives (``vae$$$encoder.layers.0.weight``, ...);
+        the guide registers the encoder's, the model the rest (decoder, likelihood), so each
+        trace holds only the parameters it uses, and together they hold all of them.
+        """
+        if not encoder:
+            for name, param in self.named_parameters(recurse=False):
+                if param.requires_grad:
+                    pyro.param(f"vae$$${name}", param)
+        for child_name, child in self.named_children():
+            if (child_name == "encoder") != encoder:
+                continue
+            for name, param in child.named_parameters(prefix=child_name):
+                if param.requires_grad:
+                    pyro.param(f"vae$$${name}", param)
+                elif child.training:
+                    warnings.warn(
+                        f"{name} was not registered in the param store because "
+                        "requires_grad=False. You can silence this warning by calling "
+                        "my_module.train(False)",
+                        stacklevel=3,
+                    )
+
     def model(self, x: Tensor, beta: float = 1.0) -> None:
-        """Pyro model: ``z ~ prior``, ``x ~ likelihood(decoder(z))``, in a plate over data."""
-        pyro.module("vae", self)
+        """Pyro model: ``z ~ prior``, ``x ~ likelihood(decoder(z))``, in a plate over data.
+
+        Registers the decoder's and likelihood's parameters (``vae$$$<name>``); the KL
+        weight ``beta`` scales the latent site (no scale handler when it is 1).
+        """
+        self._register_pyro_params(encoder=False)
         with pyro.plate("data", x.shape[0]):
-            with poutine.scale(scale=beta):
-                z = pyro.sample("latent", self.prior().expand(x.shape[:1]))
+            prior = self.prior().expand(x.shape[:1])
+            if beta == 1.0:
+                z = pyro.sample("latent", prior)
+            else:
+                with poutine.scale(scale=beta):
+                    z = pyro.sample("latent", prior)
             pyro.sample("obs", self.decode(z), obs=x)
 
     def guide(self, x: Tensor, beta: float = 1.0) -> None:
-        """Pyro guide: ``z ~ encode(x)``."""
-        pyro.module("vae", self)
+        """Pyro guide: ``z ~ encode(x)``; registers the encoder's parameters."""
+        self._register_pyro_params(encoder=True)
         with pyro.plate("data", x.shape[0]):
-            with poutine.scale(scale=beta):
+            if beta == 1.0:
                 pyro.sample("latent", self.encode(x))
+            else:
+                with poutine.scale(scale=beta):
+                    pyro.sample("latent", self.encode(x))
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:

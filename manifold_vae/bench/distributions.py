@@ -158,11 +158,10 @@ def main(argv: Sequence[str] | None = None, prog: str | None = None) -> int:
     """
     parser = _parser(prog)
     args = parser.parse_args(argv)
-    if args.n < 1 or args.repeats < 1 or args.threads < 1:
-        parser.error(
-            f"--n, --repeats and --threads must be positive, got {args.n}, {args.repeats} and "
-            f"{args.threads}"
-        )
+    if args.n < 1 or args.repeats < 1:
+        parser.error(f"--n and --repeats must be positive, got {args.n} and {args.repeats}")
+    if args.threads < 1:
+        parser.error(f"--threads must be positive, got {args.threads}")
     threads = torch.get_num_threads()
     torch.set_num_threads(args.threads)
     try:

@@ -32,14 +32,19 @@ from .config import History
 __all__ = ["StepBackend", "adam", "resolve_device", "stop_message"]
 
 
-def adam(params: Iterable[Tensor], lr: float, betas: tuple[float, float]) -> torch.optim.Optimizer:
+def adam(
+    params: Iterable[Tensor], lr: float, betas: tuple[float, float], foreach: bool | None = None
+) -> torch.optim.Optimizer:
     """The optimiser of every backend: one definition.
 
     Adam is elementwise, so one Adam over stacked member parameters updates each member exactly
-    as its own Adam would; torch's default implementation is chosen by device (single-tensor on
-    the CPU, ``foreach`` on CUDA), the same for both backends on the same device.
+    as its own Adam would. ``foreach=None`` is torch's default implementation for the device
+    (single-tensor on the CPU, ``foreach`` on CUDA); the stacked backend asks for ``foreach``
+    (one multi-tensor kernel per operation instead of one per parameter), whose arithmetic is
+    the single-tensor one: the updates agree bitwise (``tests/manifold_vae/test_trainer.py``).
+    The fused implementation does not, and is not used.
     """
-    return torch.optim.Adam(params, lr=lr, betas=betas)
+    return torch.optim.Adam(params, lr=lr, betas=betas, foreach=foreach)
 
 
 def resolve_device(device: str | torch.device | None, vae: VAE) -> torch.device:

@@ -153,7 +153,11 @@ def _batch(
     stats = torch.stack(
         [loss.detach(), terms.reconstruction.detach().mean(1), terms.kl.detach().mean(1)], dim=1
     )  # (A, 3)
-    total[torch.tensor(members)] += index.shape[1] * stats.cpu().double()
+    stats = index.shape[1] * stats.cpu().double()
+    if len(members) == backend.size:
+        total += stats
+    else:
+        total[torch.tensor(members)] += stats
 
 
 def _stop(backend: StepBackend, member: int, epoch: int, problem: tuple[str, str]) -> None:

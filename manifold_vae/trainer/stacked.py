@@ -81,10 +81,16 @@ class StackedBackend(StepBackend):
         self.base = copy.deepcopy(vaes[0]).train()  # the template the functional calls run on
         self.latent = self.base.latent
         self.reconstruction = _Reconstruction(self.base)
+        # functional_call unties shared weights only when some exist (checking costs a step's
+        # worth of Python each call otherwise)
+        self.tied = any(
+            len(list(named(remove_duplicate=False))) != len(list(named()))
+            for named in (self.base.named_parameters, self.base.named_buffers)
+        )
         params, buffers = stack_module_state(vaes)
         self.params: dict[str, Tensor] = params
         self.buffers: dict[str, Tensor] = buffers
-        self.optimizer = adam(list(params.values()), lr, betas)
+        self.optimizer = adam(list(params.values()), lr, betas, foreach=True)
         # data: the distinct tensors stacked once, and each member's row in that stack
         rows: dict[int, int] = {}
         distinct: list[Tensor] = []
@@ -252,8 +258,8 @@ class StackedBackend(StepBackend):
         (ELBO with terms of shape (A, b), []), or (None, [(member, error message), ...]) when
         some members' posterior parameters are invalid (nothing is drawn from any generator).
         """
-        rows = torch.tensor(members, device=self.device)
         every = len(members) == self.size
+        rows = None if every else torch.tensor(members, device=self.device)
 
         def select(tensors: dict[str, Tensor], prefix: str) -> tuple[dict, dict]:
             inside, outside = {}, {}
@@ -267,12 +273,17 @@ class StackedBackend(StepBackend):
 
         encoder_params, decoder_params = select(self.params, "encoder.")
         encoder_buffers, decoder_buffers = select(self.buffers, "encoder.")
-        x = self.data[self.source[rows].unsqueeze(1), index[rows]]  # (A, b, *data_shape)
+        source, index = (self.source, index) if every else (self.source[rows], index[rows])
+        # the rows source * n + index of the flattened data: one index_select, (A, b, *data_shape)
+        flat = (source.unsqueeze(1) * self.n + index).reshape(-1)
+        x = self.data.flatten(0, 1).index_select(0, flat).view(*index.shape, *self.data.shape[2:])
         if noise is not None:
             x = x + torch.stack([noise[m] for m in members])
 
         def encode(params: dict, buffers: dict, batch: Tensor) -> Tensor:
-            return functional_call(self.base.encoder, (params, buffers), (batch,))
+            return functional_call(
+                self.base.encoder, (params, buffers), (batch,), tie_weights=self.tied
+            )
 
         raw = vmap(encode)(encoder_params, encoder_buffers, x)  # (A, b, posterior_params)
         try:
@@ -296,7 +307,9 @@ class StackedBackend(StepBackend):
         points = self.latent.to_point(z)
 
         def reconstruct(params: dict, buffers: dict, points: Tensor, batch: Tensor) -> Tensor:
-            return functional_call(self.reconstruction, (params, buffers), (points, batch))
+            return functional_call(
+                self.reconstruction, (params, buffers), (points, batch), tie_weights=self.tied
+            )
 
         log_likelihood = vmap(reconstruct, in_dims=(0, 0, 1, 0), out_dims=1)(
             decoder_params, decoder_buffers, points, x
@@ -306,11 +319,13 @@ class StackedBackend(StepBackend):
 
     def finite_gradients(self, members: list[int]) -> Tensor:
         """Per listed member: are all its gradients finite? Shape ``(A,)``."""
-        rows = torch.tensor(members, device=self.device)
         grads = [p.grad.reshape(self.size, -1) for p in self.params.values() if p.grad is not None]
         if not grads:
             return torch.ones(len(members), dtype=torch.bool, device=self.device)
-        return torch.isfinite(torch.cat(grads, dim=1)).all(1).index_select(0, rows)
+        finite = torch.isfinite(torch.cat(grads, dim=1)).all(1)
+        if len(members) == self.size:
+            return finite
+        return finite.index_select(0, torch.tensor(members, device=self.device))
 
     def finish(self) -> None:
         """The trained state into each member model, left in eval mode."""

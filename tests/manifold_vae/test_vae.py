@@ -317,3 +317,30 @@ def test_float64_model(m):
     assert vae(x).dtype == torch.float64
     terms.elbo.sum().backward()
     assert all(p.grad.dtype == torch.float64 for p in vae.parameters())
+
+
+def test_circle_posterior_keeps_its_checks_on_the_fast_path():
+    """Finite raw outputs skip the parameter checks, not those of the values to ``log_prob``;
+    invalid parameters still raise."""
+    latent = CliffordTorus()
+    posterior = latent.posterior(torch.randn(4, latent.posterior_params, dtype=torch.float64))
+    with pytest.raises(ValueError):
+        posterior.log_prob(torch.full((4, 2), 10.0, dtype=torch.float64))
+    raw = torch.randn(4, latent.posterior_params, dtype=torch.float64)
+    raw[1, 0] = math.nan
+    with pytest.raises(ValueError):
+        latent.posterior(raw)
+
+
+@parametrize_manifolds
+def test_elbo_samples_what_rsample_draws(m):
+    """The ELBO's latent sample through ``reparameterize`` is the one ``rsample`` draws."""
+    vae = _vae(m).double()
+    x = _data(6, torch.float64)
+    torch.manual_seed(3)
+    terms = vae.elbo(x, num_samples=2)
+    torch.manual_seed(3)
+    posterior = vae.encode(x)
+    z = posterior.rsample(torch.Size([2]))
+    expected = vae.point_log_likelihood(vae.latent.to_point(z), x).mean(0)
+    assert torch.equal(terms.reconstruction, expected)
