@@ -14,7 +14,6 @@ decoder evaluated at the embedded point of :math:`z`. The baseline VAE (thesis C
 from __future__ import annotations
 
 import os
-import warnings
 from typing import NamedTuple
 
 import pyro
@@ -240,38 +239,12 @@ class VAE(nn.Module):
         return self.decode(self.latent.posterior_location(self.encode(x))).mean
 
     # --- Pyro ----------------------------------------------------------------------------
-    def _register_pyro_params(self, encoder: bool) -> None:
-        """``pyro.module("vae", self)`` for the encoder's parameters or for all the others.
-
-        The names are those ``pyro.module`` gives (``vae$$$encoder.layers.0.weight``, ...);
-        the guide registers the encoder's, the model the rest (decoder, likelihood), so each
-        trace holds only the parameters it uses, and together they hold all of them.
-        """
-        if not encoder:
-            for name, param in self.named_parameters(recurse=False):
-                if param.requires_grad:
-                    pyro.param(f"vae$$${name}", param)
-        for child_name, child in self.named_children():
-            if (child_name == "encoder") != encoder:
-                continue
-            for name, param in child.named_parameters(prefix=child_name):
-                if param.requires_grad:
-                    pyro.param(f"vae$$${name}", param)
-                elif child.training:
-                    warnings.warn(
-                        f"{name} was not registered in the param store because "
-                        "requires_grad=False. You can silence this warning by calling "
-                        "my_module.train(False)",
-                        stacklevel=3,
-                    )
-
     def model(self, x: Tensor, beta: float = 1.0) -> None:
         """Pyro model: ``z ~ prior``, ``x ~ likelihood(decoder(z))``, in a plate over data.
 
-        Registers the decoder's and likelihood's parameters (``vae$$$<name>``); the KL
-        weight ``beta`` scales the latent site (no scale handler when it is 1).
+        The KL weight ``beta`` scales the latent site (no scale handler when it is 1).
         """
-        self._register_pyro_params(encoder=False)
+        pyro.module("vae", self)
         with pyro.plate("data", x.shape[0]):
             prior = self.prior().expand(x.shape[:1])
             if beta == 1.0:
@@ -282,8 +255,8 @@ class VAE(nn.Module):
             pyro.sample("obs", self.decode(z), obs=x)
 
     def guide(self, x: Tensor, beta: float = 1.0) -> None:
-        """Pyro guide: ``z ~ encode(x)``; registers the encoder's parameters."""
-        self._register_pyro_params(encoder=True)
+        """Pyro guide: ``z ~ encode(x)``."""
+        pyro.module("vae", self)
         with pyro.plate("data", x.shape[0]):
             if beta == 1.0:
                 pyro.sample("latent", self.encode(x))
