@@ -1,7 +1,7 @@
 r"""High-precision mpmath references for the circle heat kernel; needs mpmath (the ``dev`` extra).
 
 Slow, scalar and independent of the tensor code: these are the ground truth of the accuracy
-tests and of :mod:`distributions.benchmark`. Convention as everywhere in the package:
+tests and of the benchmarks (``manifold_vae.bench``). Convention as everywhere in the package:
 :math:`\partial_t p = \partial_\theta^2 p`, so the kernel at time ``time`` is a wrapped normal
 with variance ``2 * time``. Arguments are Python floats (converted exactly to mpmath numbers);
 results are ``mpmath.mpf``.
