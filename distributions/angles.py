@@ -37,6 +37,15 @@ def wrap_angle(x: Tensor) -> Tensor:
     Tensor, shape=[...]
         ``x`` modulo :math:`2\pi`, in :math:`[-\pi, \pi)`.
     """
+    if x.requires_grad:
+        # the same value, and the derivative 1 (the rounding's is 0) in two graph nodes instead
+        # of the seven of the arithmetic: every reparameterised sample passes through here
+        detached = x.detach()
+        return _wrap(detached) + (x - detached)
+    return _wrap(x)
+
+
+def _wrap(x: Tensor) -> Tensor:
     y = reduce_angle(x)
     return torch.where(y >= PI, y - TWO_PI, y)
 

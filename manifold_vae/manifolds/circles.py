@@ -208,10 +208,7 @@ class _CircleProduct(LatentManifold):
     def reparameterize(self, posterior: TorusHeatKernel, noise: Tensor) -> Tensor:
         r""":math:`\operatorname{wrap}(\mu_i + \sqrt{2 t_i}\,\varepsilon_i)` per factor.
 
-        The same values and gradients as :meth:`TorusHeatKernel.rsample`: the wrap is
-        evaluated on the detached angle and the angle's graph added as
-        ``angle - angle.detach()`` (zero), so the derivative is 1 (that of
-        :func:`~distributions.angles.wrap_angle`) and the backward pass is shorter.
+        The same arithmetic as :meth:`TorusHeatKernel.rsample`.
 
         Parameters
         ----------
@@ -225,9 +222,7 @@ class _CircleProduct(LatentManifold):
         Tensor, shape=[*sample_shape, *posterior.batch_shape, n]
             Angles in :math:`[-\pi, \pi)`.
         """
-        angle = posterior.loc + torch.sqrt(2.0 * posterior.time) * noise
-        # wrap_angle's value with its derivative (1) in two graph nodes instead of seven
-        return wrap_angle(angle.detach()) + (angle - angle.detach())
+        return wrap_angle(posterior.loc + torch.sqrt(2.0 * posterior.time) * noise)
 
     def posterior_location(self, posterior: TorusHeatKernel) -> Tensor:
         return posterior.mean_direction
