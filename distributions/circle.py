@@ -11,8 +11,9 @@ from torch.distributions.utils import broadcast_all
 
 from . import constraints as mconstraints
 from ._brownian import BrownianTime
+from ._circle_kl import circle_kl_to_uniform_table
 from ._repr import shape_repr
-from ._series import circle_kl_to_uniform, circle_log_density_where, circle_log_prob
+from ._series import circle_log_density_where, circle_log_prob
 from ._summaries import WrappedNormalSummaries
 from ._uniform import ConstantDensity
 from .angles import LOG_2PI, PI, TWO_PI, wrap_angle
@@ -110,7 +111,7 @@ class CircleHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):
 
     def entropy(self) -> Tensor:
         r"""Exact differential entropy :math:`H = \log 2\pi - \mathrm{KL}(p \| u)`."""
-        return LOG_2PI - circle_kl_to_uniform(self.time)
+        return LOG_2PI - circle_kl_to_uniform_table(self.time)
 
     def __repr__(self) -> str:
         return (
