@@ -7,7 +7,18 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-__all__ = ["by_chunks"]
+__all__ = ["ACCELERATOR_CHUNK", "by_chunks", "chunk_size"]
+
+#: Elements per chunk on an accelerator: large enough that each kernel launch has work for the
+#: whole device, small enough that temporaries with tens of entries per element fit in memory
+#: whatever the batch (without chunks, 10^8 sphere elements would need over 130 GiB).
+ACCELERATOR_CHUNK = 1 << 22
+
+
+def chunk_size(device: torch.device, cpu_chunk: int) -> int:
+    """Elements per chunk on ``device``: ``cpu_chunk`` (cache-sized) on the CPU, else
+    :data:`ACCELERATOR_CHUNK`."""
+    return cpu_chunk if device.type == "cpu" else ACCELERATOR_CHUNK
 
 
 def by_chunks(

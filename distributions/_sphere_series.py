@@ -36,7 +36,7 @@ import torch
 from torch import Tensor
 
 from . import _sphere_table
-from ._chunks import by_chunks
+from ._chunks import by_chunks, chunk_size
 from ._quadrature import gauss_legendre
 from ._regimes import by_time_regime
 from .angles import PI
@@ -70,6 +70,10 @@ _TWO_IMAGES_TIME = 0.15
 #: Elements per chunk of the CPU evaluation of the image integral (its temporaries have
 #: ``IMAGE_NODES`` entries per element): small enough to stay in cache.
 _CPU_CHUNK = 1 << 12
+#: From this many elements an accelerator, too, evaluates each regime on its own elements only
+#: (:func:`_by_regime`): the work saved (the image quadrature has ``IMAGE_NODES`` terms per
+#: element) outweighs one host synchronisation.
+_MASKED_SIZE = 1 << 16
 
 _LOG_4PI = math.log(4.0 * PI)
 _LOG_2 = math.log(2.0)
@@ -176,13 +180,14 @@ def _log_images(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Tensor
     :math:`t \to 0`. The images :math:`k = 0, -1` are positive, :math:`k = 1, -2` negative and
     at most :math:`e^{-3\pi^2/4t} < 4 \cdot 10^{-7}` of them for :math:`t \le 1/2` (no
     cancellation), below :math:`10^{-21}` for :math:`t \le 0.15`, where they are skipped on the
-    CPU; the omitted images :math:`k = 2` and :math:`k = -3, 3, \dots` contribute
-    about :math:`e^{-4\pi^2/t}` relative (:math:`k = 2` against :math:`k = 0`; below
+    CPU and in large batches; the omitted images :math:`k = 2` and :math:`k = -3, 3, \dots`
+    contribute about :math:`e^{-4\pi^2/t}` relative (:math:`k = 2` against :math:`k = 0`; below
     :math:`10^{-30}` for :math:`t \le 1/2`). The
     integral is cut at :func:`_image_cutoff` and computed by ``nodes``-point Gauss-Legendre
     (28 nodes: 20 miss by ~1e-13 at tiny times); measured against mpmath
-    (``tests/distributions/test_sphere.py``) the result is exact to 4 unit roundoffs. On the
-    CPU large inputs are processed in chunks of :data:`_CPU_CHUNK` elements (same result).
+    (``tests/distributions/test_sphere.py``) the result is exact to 4 unit roundoffs. Large
+    inputs are processed in chunks (:data:`_CPU_CHUNK` elements on the CPU,
+    :data:`distributions._chunks.ACCELERATOR_CHUNK` elsewhere; same result).
     """
     theta, time = torch.broadcast_tensors(theta, time)
     log_prefactor = _LOG_2 + 0.25 * time - 1.5 * (_LOG_4PI + torch.log(time))
@@ -217,11 +222,13 @@ def image_residual(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Ten
 
 def _log_image_integral(theta: Tensor, time: Tensor, nodes: int = IMAGE_NODES) -> Tensor:
     r""":math:`\log I`, the image integral of :func:`_log_images` (broadcast inputs), chunked
-    on the CPU."""
-    if theta.device.type == "cpu" and theta.numel() > _CPU_CHUNK:
-        return by_chunks(lambda a, b: _log_image_integral(a, b, nodes), theta, time, _CPU_CHUNK)
+    (:func:`distributions._chunks.chunk_size`)."""
+    chunk = chunk_size(theta.device, _CPU_CHUNK)
+    if theta.numel() > chunk:
+        return by_chunks(lambda a, b: _log_image_integral(a, b, nodes), theta, time, chunk)
     images = _IMAGES
-    if theta.device.type == "cpu" and bool((time <= _TWO_IMAGES_TIME).all()):
+    synchronising = theta.device.type == "cpu" or theta.numel() >= _MASKED_SIZE
+    if synchronising and bool((time <= _TWO_IMAGES_TIME).all()):
         images = _IMAGES[:2]
     theta_, time_ = theta.unsqueeze(-1), time.unsqueeze(-1)
     x, weights = gauss_legendre(nodes, theta.dtype, theta.device)
@@ -306,15 +313,17 @@ def _by_regime(
 ) -> Tensor:
     """``below(x, t)`` where ``t <= switch``, else ``above(x, t)``: elementwise, gradient-safe.
 
-    ``masked`` (default: on the CPU) evaluates each branch on its own elements only (fewer
-    operations; the indexing synchronises); otherwise both branches run on every element, each
-    fed a safe time where it is not used, and ``torch.where`` combines them (no host
-    synchronisation: the CUDA path). Both give the same values and gradients.
+    ``masked`` (default: on the CPU, and on any device from :data:`_MASKED_SIZE` elements)
+    evaluates each branch on its own elements only (fewer operations; the indexing
+    synchronises with the host); otherwise both branches run on every element, each fed a safe
+    time where it is not used, and ``torch.where`` combines them (no host synchronisation: the
+    path of small accelerator batches, where a synchronisation would cost more than the work).
+    Both give the same values and gradients.
     """
     x, time = torch.broadcast_tensors(x, time)
     large = time > switch
     if masked is None:
-        masked = x.device.type == "cpu"
+        masked = x.device.type == "cpu" or x.numel() >= _MASKED_SIZE
     if not masked:
         safe = torch.full_like(time, switch)
         return torch.where(

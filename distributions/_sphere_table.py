@@ -45,7 +45,7 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from ._chunks import by_chunks
+from ._chunks import by_chunks, chunk_size
 from .angles import PI
 
 __all__ = [
@@ -250,9 +250,10 @@ def table_residual(theta: Tensor, time: Tensor, coefficients: Tensor | None = No
     theta, time = torch.broadcast_tensors(theta, time)
     if coefficients is None:
         coefficients = _coefficients(theta.dtype, theta.device)
-    if theta.device.type == "cpu" and theta.numel() > _CPU_CHUNK:
+    chunk = chunk_size(theta.device, _CPU_CHUNK)
+    if theta.numel() > chunk:
         fn = functools.partial(table_residual, coefficients=coefficients)
-        return by_chunks(fn, theta, time, _CPU_CHUNK)
+        return by_chunks(fn, theta, time, chunk)
     v, u = table_coordinates(theta, time)
     # nan (a value off the sphere, unvalidated) picks cell 0 and stays nan through x or y
     cell_v = v.detach().nan_to_num(0.0).floor().clamp(0, _ANGLE_CELLS - 1)

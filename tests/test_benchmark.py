@@ -90,3 +90,30 @@ def test_accuracy_is_skipped_without_mpmath(monkeypatch):
     result = benchmark.run(n=100, repeats=1, dtypes=[torch.float64], devices=[torch.device("cpu")])
     assert result["accuracy"] == {"available": False, "reason": MPMATH_MISSING}
     assert "mpmath is not installed" in benchmark.format_report(result)
+
+
+def test_gpu_benchmark_needs_cuda(monkeypatch, capsys):
+    from manifold_vae.bench import gpu
+
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(SystemExit) as error:
+        gpu.main(["--sizes", "1000"])
+    assert error.value.code == 2
+    assert "CUDA is not available" in capsys.readouterr().err
+    with pytest.raises(ValueError, match="needs a GPU"):
+        gpu.run(sizes=(1000,))
+
+
+def test_gpu_benchmark_bandwidth_fractions():
+    """Bytes per element times the rate over the bandwidth, for every candidate."""
+    from manifold_vae.bench import gpu
+
+    records = [
+        {
+            "operation": "log_prob",
+            "candidates": {"a": {"best_melem_per_s": 1000.0}, "b": {"best_melem_per_s": 10.0}},
+        }
+    ]
+    gpu._add_bandwidth(records, "sphere", 32e9)
+    fractions = [c["bandwidth_fraction"] for c in records[0]["candidates"].values()]
+    assert fractions == pytest.approx([1.0, 0.01])

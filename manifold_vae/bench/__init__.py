@@ -9,6 +9,9 @@ both into ``results/bench/``):
   (:mod:`~manifold_vae.bench.circle`, :mod:`~manifold_vae.bench.sphere`);
 * ``python -m manifold_vae.bench.vae_step``: milliseconds per training step of each latent
   manifold and of the Pyro path, and the speedup of vectorised ensemble training.
+* ``python -m manifold_vae.bench.gpu`` (CUDA only, not in ``make bench``): float32 throughput
+  of every kernel at :math:`10^7`-:math:`10^8` elements against its peers, the fraction of the
+  memory bandwidth reached, and ``--profile`` tables of where the time goes.
 
 The benchmarks live here, above both packages, so that ``distributions`` stays free of them;
 nothing in ``manifold_vae`` imports this package except the ``bench`` command of the CLI.
