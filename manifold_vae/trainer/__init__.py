@@ -3,8 +3,9 @@
 :func:`~manifold_vae.training.fit` (one model) and :func:`~manifold_vae.ensemble.fit_ensemble`
 (many models of one shape) are thin front ends over :func:`train`, which runs one loop over
 step backends (:class:`SingleBackend`, :class:`StackedBackend`) with epoch callbacks
-(:class:`LearningRateSchedule`, :class:`DecoderWarmup`, :class:`SaveCheckpoint`, or a user's
-:class:`EpochCallback`).
+(:class:`LearningRateSchedule`, :class:`DecoderWarmup`, :class:`SaveCheckpoint`, the monitors
+:class:`Validation` (held-out ELBO, early stopping), :class:`MetricsLog` and
+:class:`TensorBoardLog`, or a user's :class:`EpochCallback`).
 """
 
 from .backend import StepBackend, adam, resolve_device, stop_message
@@ -18,6 +19,7 @@ from .callbacks import (
 )
 from .config import History, TrainConfig, check_sigma_start, resolve_config
 from .loop import default_callbacks, train
+from .monitoring import MetricsLog, TensorBoardLog, Validation
 from .single import SingleBackend
 from .stacked import StackedBackend
 
@@ -26,11 +28,14 @@ __all__ = [
     "EpochCallback",
     "History",
     "LearningRateSchedule",
+    "MetricsLog",
     "SaveCheckpoint",
     "SingleBackend",
     "StackedBackend",
     "StepBackend",
+    "TensorBoardLog",
     "TrainConfig",
+    "Validation",
     "adam",
     "check_sigma_start",
     "decoder_sigma",
