@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import math
 import time
 from dataclasses import dataclass
@@ -10,16 +9,28 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from torch import Tensor
 
 from .datasets import LatentDataset, sinusoids
 from .evaluation import has_recovered_angles, phase_recovery
+from .files import atomic_write, write_json
 from .likelihoods import LIKELIHOODS, Gaussian, Likelihood
 from .manifolds import MANIFOLDS, Circle, Euclidean, LatentManifold
 from .plots import plot_latent
+from .runs import RunFolder
+from .trainer import History, MetricsLog, Validation
 from .training import fit
 from .vae import VAE
 
-__all__ = ["TrainResult", "load_data", "make_likelihood", "parse_latent", "run_demo", "train_job"]
+__all__ = [
+    "TrainResult",
+    "load_data",
+    "make_likelihood",
+    "parse_latent",
+    "run_demo",
+    "split_held_out",
+    "train_job",
+]
 
 
 def parse_latent(text: str) -> LatentManifold:
@@ -80,13 +91,38 @@ def load_data(source: str, n: int = 1000, noise: float = 0.1, seed: int = 0) -> 
 
 @dataclass
 class TrainResult:
-    """What :func:`train_job` produced."""
+    """What :func:`train_job` produced (``stopped``: why training ended early, else ``None``)."""
 
     vae: VAE
     metrics: dict[str, Any]
     checkpoint: Path
     metrics_path: Path
     plot_path: Path
+    stopped: str | None = None
+
+
+def split_held_out(n: int, fraction: float, seed: int) -> tuple[Tensor, Tensor]:
+    """Indices ``(train, held_out)`` of a random split of ``n`` datapoints, reproducible by seed.
+
+    ``round(fraction * n)`` datapoints (at least one when ``fraction > 0``) are held out; with
+    ``fraction == 0`` the training indices are ``0 .. n-1`` in order.
+
+    Raises
+    ------
+    ValueError
+        If ``fraction`` is not in ``[0, 1)`` or leaves no datapoint to train on.
+    """
+    if not (isinstance(fraction, (int, float)) and 0.0 <= fraction < 1.0):
+        raise ValueError(f"val_fraction must be in [0, 1), got {fraction!r}")
+    if fraction == 0:  # the data as given, in its order
+        return torch.arange(n), torch.arange(0)
+    order = torch.randperm(n, generator=torch.Generator().manual_seed(seed))
+    held = max(1, round(fraction * n))
+    if held >= n:
+        raise ValueError(
+            f"val_fraction={fraction} holds out {held} of {n} datapoints, leaving none to train on"
+        )
+    return order[held:], order[:held]
 
 
 def train_job(
@@ -102,65 +138,120 @@ def train_job(
     hidden: int | None = None,
     depth: int = 2,
     progress: bool = True,
+    *,
+    overwrite: bool = False,
+    val_fraction: float = 0.0,
+    patience: int | None = None,
 ) -> TrainResult:
-    """Train a VAE and write ``model.pt``, ``metrics.json`` and ``latent.png`` into ``out``.
+    """Train a VAE in the run folder ``out``: ``model.pt``, ``metrics.json``, ``metrics.jsonl``,
+    ``latent.png`` and ``run.json``.
 
-    The metrics hold the training history, the final ELBO terms on the data, the wall time and,
-    when the dataset has true angles and the latent declares angle coordinates or is a vector
-    space of dimension >= 2 (:func:`~manifold_vae.evaluation.has_recovered_angles`; not the
-    sphere), ``phase_correlation``: the absolute circular correlation of each true angle with
-    the recovered one (see :func:`manifold_vae.evaluation.phase_recovery`).
+    The folder is a :class:`~manifold_vae.runs.RunFolder`: locked while the run writes, refused
+    if it already holds a run unless ``overwrite`` (then the earlier run's files are removed
+    first), every file written atomically. ``val_fraction`` holds out that share of the data
+    (:func:`split_held_out`) for the held-out loss logged after every epoch, and ``patience``
+    stops training when it has not improved for that many epochs
+    (:class:`~manifold_vae.trainer.Validation`). Training that diverges keeps its last good
+    epoch (the initial model when the first epoch diverges) and says so in ``stopped``.
+
+    The metrics hold the training history, the final ELBO terms on the training data (and the
+    held-out loss), the wall time and, when the dataset has true angles and the latent declares
+    angle coordinates or is a vector space of dimension >= 2
+    (:func:`~manifold_vae.evaluation.has_recovered_angles`; not the sphere),
+    ``phase_correlation``: the absolute circular correlation of each true angle with the
+    recovered one (see :func:`manifold_vae.evaluation.phase_recovery`).
+
+    Raises
+    ------
+    ValueError
+        For an unusable folder, an earlier run without ``overwrite``, or bad options, before any
+        training.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    data = dataset.data
-    with torch.random.fork_rng():
-        torch.manual_seed(seed)  # network initialisation
-        vae = VAE(latent, tuple(data.shape[1:]), likelihood, hidden=hidden, depth=depth)
-    checkpoint = out / "model.pt"
-    start = time.perf_counter()
-    history = fit(
-        vae,
-        data,
-        epochs=epochs,
-        batch_size=batch_size,
-        lr=lr,
-        seed=seed,
-        device=device,
-        progress=progress,
-        checkpoint=checkpoint,
-    )
-    seconds = time.perf_counter() - start
-    if not checkpoint.exists():  # no good epoch: keep the initial model
-        vae.save(checkpoint)
-    vae.cpu()
-    metrics: dict[str, Any] = {
+    if patience is not None and not val_fraction:
+        raise ValueError("patience needs a held-out split: set val_fraction > 0")
+    train_index, held_index = split_held_out(len(dataset.data), val_fraction, seed)
+    config = {
         "latent": latent.spec(),
         "likelihood": likelihood.spec(),
         "dataset": dataset.name,
+        "n": len(dataset.data),
+        "epochs": epochs,
+        "batch_size": batch_size,
+        "lr": lr,
+        "seed": seed,
+        "device": device,
+        "hidden": hidden,
+        "depth": depth,
+        "val_fraction": val_fraction,
+        "patience": patience,
+    }
+    with RunFolder(out, overwrite=overwrite) as run:
+        run.write_record(config)
+        data, held_out = dataset.data[train_index], dataset.data[held_index]
+        with torch.random.fork_rng():
+            torch.manual_seed(seed)  # network initialisation
+            vae = VAE(latent, tuple(data.shape[1:]), likelihood, hidden=hidden, depth=depth)
+        validation = Validation(held_out, patience=patience, seed=seed) if len(held_out) else None
+        callbacks = [*([validation] if validation else []), MetricsLog(run.metrics_log, validation)]
+        start = time.perf_counter()
+        history = fit(
+            vae,
+            data,
+            epochs=epochs,
+            batch_size=batch_size,
+            lr=lr,
+            seed=seed,
+            device=device,
+            progress=progress,
+            checkpoint=run.checkpoint,
+            callbacks=callbacks,
+        )
+        seconds = time.perf_counter() - start
+        if not run.checkpoint.exists():  # no good epoch: keep the initial model
+            vae.save(run.checkpoint)
+        vae.cpu()
+        colour = dataset.latent[train_index] if dataset.latent.numel() else None
+        metrics = _metrics(vae, data, colour, history, seconds, config)
+        if validation is not None:
+            metrics["held_out"] = {"n": len(held_out), "loss": validation.losses.get((0, 0), [])}
+        write_json(run.metrics, metrics)
+        plot_path = plot_latent(
+            vae, data, run.plot, colour=colour, title=f"{latent!r} on {dataset.name}"
+        )
+    return TrainResult(vae, metrics, run.checkpoint, run.metrics, plot_path, history.stopped)
+
+
+def _metrics(
+    vae: VAE,
+    data: Tensor,
+    colour: Tensor | None,
+    history: History,
+    seconds: float,
+    config: dict[str, Any],
+) -> dict[str, Any]:
+    """The final metrics of :func:`train_job` (``colour``: the true latent of ``data``)."""
+    metrics: dict[str, Any] = {
+        "latent": config["latent"],
+        "likelihood": config["likelihood"],
+        "dataset": config["dataset"],
         "n": len(data),
         "epochs": len(history.loss),
-        "seed": seed,
+        "seed": config["seed"],
         "seconds": seconds,
+        "stopped": history.stopped,
         "history": history.as_dict(),
     }
     with torch.no_grad(), torch.random.fork_rng():
-        torch.manual_seed(seed)
+        torch.manual_seed(config["seed"])
         terms = vae.elbo(data, num_samples=10)
     metrics["final"] = {
         "elbo": terms.elbo.mean().item(),
         "reconstruction": terms.reconstruction.mean().item(),
         "kl": terms.kl.mean().item(),
     }
-    colour = dataset.latent if dataset.latent.numel() else None
     if colour is not None and has_recovered_angles(vae.latent):
         metrics["phase_correlation"] = phase_recovery(vae, data, colour).tolist()
-    metrics_path = out / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics, indent=2, allow_nan=True))
-    plot_path = plot_latent(
-        vae, data, out / "latent.png", colour=colour, title=f"{latent!r} on {dataset.name}"
-    )
-    return TrainResult(vae, metrics, checkpoint, metrics_path, plot_path)
+    return metrics
 
 
 #: Hidden units of the demo's networks. The thesis's floor(D/3) = 8 units reach a circular
@@ -194,6 +285,7 @@ def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = 
             epochs=epochs,
             hidden=DEMO_HIDDEN,
             progress=progress,
+            overwrite=True,  # the demo's own folders: a re-run replaces them
         )
         m = result.metrics
         rows.append(
@@ -214,5 +306,5 @@ def run_demo(out: str | Path, epochs: int = 40, n: int = 1000, progress: bool = 
         *[f"| {r[0]} | {r[1]:.2f} | {r[2]:.3f} | {r[3]:.4f} | {r[4]:.1f} |" for r in rows],
     ]
     summary = "\n".join(lines) + "\n"
-    (out / "summary.md").write_text(summary)
+    atomic_write(out / "summary.md", summary)
     return {"tour": tour, "summary": summary, "rows": rows}

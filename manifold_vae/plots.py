@@ -22,6 +22,7 @@ to the CPU.
 
 from __future__ import annotations
 
+import io
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -31,6 +32,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from .files import atomic_write
 from .manifolds import LatentManifold
 from .manifolds.base import require
 from .vae import VAE
@@ -65,11 +67,13 @@ def new_figure(width: float, height: float, layout: str | None = None) -> Any:
 
 
 def save_figure(figure: Any, path: str | Path) -> Path:
-    """Write ``figure`` to ``path`` (its folder created); returns ``path``."""
+    """Write ``figure`` to ``path`` (its folder created) atomically, in the format its suffix
+    names (PNG without one); returns ``path``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path)
-    return path
+    image = io.BytesIO()
+    figure.savefig(image, format=path.suffix.removeprefix(".").lower() or "png")
+    return atomic_write(path, image.getvalue())
 
 
 @contextmanager
