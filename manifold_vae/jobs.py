@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import numbers
+import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,19 +20,81 @@ from .likelihoods import LIKELIHOODS, Gaussian, Likelihood
 from .manifolds import MANIFOLDS, Circle, Euclidean, LatentManifold
 from .plots import plot_latent
 from .runs import RunFolder
-from .trainer import History, MetricsLog, Validation
+from .trainer import History, MetricsLog, Validation, check_device
 from .training import fit
 from .vae import VAE
 
 __all__ = [
+    "SEED_LIMIT",
     "TrainResult",
+    "available_bytes",
+    "check_memory",
+    "check_seed",
     "load_data",
     "make_likelihood",
     "parse_latent",
     "run_demo",
     "split_held_out",
     "train_job",
+    "training_bytes",
 ]
+
+
+#: Seeds are integers in [0, SEED_LIMIT) (torch's generators take 64-bit seeds).
+SEED_LIMIT = 2**63
+
+
+def check_seed(seed: Any) -> int:
+    """``seed`` if it is an integer in ``[0, 2^63)``, else ``ValueError``."""
+    if (
+        isinstance(seed, bool)
+        or not isinstance(seed, numbers.Integral)
+        or not (0 <= seed < SEED_LIMIT)
+    ):
+        raise ValueError(f"seed must be an integer in [0, 2^63), got {seed!r}")
+    return int(seed)
+
+
+def training_bytes(
+    latent: LatentManifold,
+    data_shape: tuple[int, ...],
+    likelihood: Likelihood,
+    hidden: int | None = None,
+    depth: int = 2,
+) -> int:
+    """Bytes that training the default networks needs for its parameters: float32 weights,
+    gradients and Adam's two moments, four copies of every parameter.
+
+    The networks are built on torch's ``meta`` device (shapes only, nothing allocated), so the
+    count is exact and costs no memory whatever the size.
+    """
+    with torch.device("meta"):
+        vae = VAE(latent, data_shape, likelihood, hidden=hidden, depth=depth)
+    return 4 * 4 * sum(p.numel() for p in vae.parameters())
+
+
+def available_bytes(device: torch.device) -> int | None:
+    """Physical memory of ``device`` (CUDA: the GPU's total; CPU: the machine's RAM on POSIX),
+    or ``None`` when it cannot be read."""
+    if device.type == "cuda":
+        return torch.cuda.mem_get_info(device)[1]
+    if device.type == "cpu" and hasattr(os, "sysconf"):
+        try:
+            return os.sysconf("SC_PHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+        except (ValueError, OSError):
+            return None
+    return None
+
+
+def check_memory(needed: int, device: torch.device) -> None:
+    """``ValueError`` naming both numbers when ``needed`` bytes exceed ``device``'s memory."""
+    total = available_bytes(device)
+    if total is not None and needed > total:
+        raise ValueError(
+            f"training these networks needs about {needed / 2**30:,.1f} GiB for weights, "
+            f"gradients and optimiser state, more than the {total / 2**30:,.1f} GiB of "
+            f"{device.type} memory; use smaller data or --hidden"
+        )
 
 
 def parse_latent(text: str) -> LatentManifold:
@@ -42,7 +106,13 @@ def parse_latent(text: str) -> LatentManifold:
         raise ValueError(f"unknown latent {name!r}; choose from {list(MANIFOLDS.names())}")
     cls = MANIFOLDS[name]
     if not arg:
-        return cls()
+        try:
+            return cls()
+        except TypeError as error:
+            raise ValueError(
+                f"latent {name!r} cannot be built from a name alone ({error}); build it in "
+                "Python (see docs/manifolds.md)"
+            ) from error
     try:
         value = int(arg)
     except ValueError as error:
@@ -75,17 +145,24 @@ def load_data(source: str, n: int = 1000, noise: float = 0.1, seed: int = 0) -> 
     path = Path(source)
     if path.suffix != ".npy":
         raise ValueError(f"data must be 'sinusoids' or a .npy file, got {source!r}")
+    if path.is_dir():
+        raise ValueError(f"data {path} is a folder, not a .npy file")
     if not path.is_file():
         raise ValueError(f"data file {path} does not exist")
     import numpy as np
 
     try:
-        array = np.load(path, allow_pickle=False)
+        array = np.load(path, allow_pickle=False, mmap_mode="r")
     except Exception as error:  # unreadable file
         raise ValueError(f"cannot read {path} as a .npy array: {error}") from error
-    if array.ndim < 2:
-        raise ValueError(f"{path} must hold an array of shape (N, ...), got shape {array.shape}")
-    data = torch.as_tensor(array, dtype=torch.float32)
+    if array.ndim < 2 or array.shape[0] == 0:
+        raise ValueError(
+            f"{path} must hold a non-empty array of shape (N, ...), got shape {array.shape}"
+        )
+    if array.dtype.kind not in "biuf":
+        kind = "complex numbers" if array.dtype.kind == "c" else f"values of type {array.dtype}"
+        raise ValueError(f"{path} holds {kind}; the data must be real numbers")
+    data = torch.as_tensor(np.asarray(array, dtype=np.float32))
     return LatentDataset(data, torch.empty(len(data), 0), path.name)
 
 
@@ -169,6 +246,10 @@ def train_job(
     """
     if patience is not None and not val_fraction:
         raise ValueError("patience needs a held-out split: set val_fraction > 0")
+    seed = check_seed(seed)
+    target = check_device(device) if device is not None else torch.device("cpu")
+    shape = tuple(dataset.data.shape[1:])
+    check_memory(training_bytes(latent, shape, likelihood, hidden, depth), target)
     train_index, held_index = split_held_out(len(dataset.data), val_fraction, seed)
     config = {
         "latent": latent.spec(),

@@ -8,7 +8,7 @@ step backends (:class:`SingleBackend`, :class:`StackedBackend`) with epoch callb
 :class:`TensorBoardLog`, or a user's :class:`EpochCallback`).
 """
 
-from .backend import StepBackend, adam, resolve_device, stop_message
+from .backend import StepBackend, adam, check_device, resolve_device, stop_message
 from .callbacks import (
     DecoderWarmup,
     EpochCallback,
@@ -37,6 +37,7 @@ __all__ = [
     "TrainConfig",
     "Validation",
     "adam",
+    "check_device",
     "check_sigma_start",
     "decoder_sigma",
     "default_callbacks",

@@ -29,7 +29,14 @@ from ..likelihoods import Likelihood
 from ..vae import ELBO, VAE
 from .config import History
 
-__all__ = ["StepBackend", "adam", "resolve_device", "stop_message"]
+__all__ = [
+    "TRAINING_DEVICES",
+    "StepBackend",
+    "adam",
+    "check_device",
+    "resolve_device",
+    "stop_message",
+]
 
 
 def adam(
@@ -47,15 +54,54 @@ def adam(
     return torch.optim.Adam(params, lr=lr, betas=betas, foreach=foreach)
 
 
+#: Device types a model can train on (when torch has them available).
+TRAINING_DEVICES = ("cpu", "cuda", "mps")
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a ``torch.device`` that can train a model here.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not a device name torch knows, is of a type that cannot train
+        (``meta``, ``xla`` ...; see :data:`TRAINING_DEVICES`), or is not available on this
+        machine (CUDA without a GPU, a GPU index beyond the count, MPS off Apple silicon).
+    """
+    try:
+        device = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ValueError(
+            f"device={str(device)!r} is not a torch device; use one of "
+            f"{', '.join(TRAINING_DEVICES)} (e.g. 'cuda:0')"
+        ) from error
+    if device.type not in TRAINING_DEVICES:
+        raise ValueError(
+            f"device={str(device)!r} cannot train a model; use one of {', '.join(TRAINING_DEVICES)}"
+        )
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise ValueError(
+                f"device={str(device)!r} was asked for, but torch.cuda.is_available() is False"
+            )
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise ValueError(
+                f"device={str(device)!r}: this machine has {torch.cuda.device_count()} CUDA "
+                "device(s)"
+            )
+    if device.type == "mps" and not torch.backends.mps.is_available():
+        raise ValueError(f"device={str(device)!r}: MPS is not available on this machine")
+    if device.type == "cpu" and device.index not in (None, 0):
+        raise ValueError(f"device={str(device)!r}: the CPU has no index other than 0")
+    return device
+
+
 def resolve_device(device: str | torch.device | None, vae: VAE) -> torch.device:
-    """``device`` as a ``torch.device`` (default: where ``vae`` is); ``ValueError`` for CUDA
-    asked for on a machine without it."""
+    """``device`` as a ``torch.device`` (default: where ``vae`` is), checked by
+    :func:`check_device`."""
     if device is None:
         return next(vae.parameters()).device
-    device = torch.device(device)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device='cuda' was asked for, but torch.cuda.is_available() is False")
-    return device
+    return check_device(device)
 
 
 def stop_message(problem: tuple[str, str], epoch: int) -> str:

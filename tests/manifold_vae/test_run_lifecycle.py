@@ -105,3 +105,52 @@ def test_the_held_out_split_is_reproducible_and_disjoint():
     assert train.tolist() == [0, 1, 2, 3, 4] and len(held) == 0
     with pytest.raises(ValueError, match="leaving none"):
         split_held_out(1, 0.5, seed=0)
+
+
+# --- early, clear errors (defect 4) -----------------------------------------------------------
+def test_impossible_network_sizes_are_refused_with_the_number(tmp_path):
+    """A D = 2e6 dataset: the default networks would need terabytes (they tried to allocate)."""
+    wide = LatentDataset(torch.zeros(1, 1).expand(4, 2_000_000), torch.empty(4, 0), "wide.npy")
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=r"needs about [\d,.]+ GiB .* more than the"):
+        _train(Circle(), wide, out, hidden=None)
+    assert not out.exists()
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"seed": 10**20}, "seed must be an integer"),
+        ({"seed": -1}, "seed must be an integer"),
+        ({"seed": 1.5}, "seed must be an integer"),
+        ({"device": "tpu"}, "not a torch device"),
+        ({"device": "meta"}, "cannot train a model"),
+        ({"device": "cpu:3"}, "no index other than 0"),
+    ],
+)
+def test_bad_seed_and_device_fail_before_the_folder_is_touched(tmp_path, kwargs, match):
+    out = tmp_path / "run"
+    with pytest.raises(ValueError, match=match):
+        _train(Circle(), sinusoids(n=64), out, **kwargs)
+    assert not out.exists()
+
+
+def test_load_data_errors(tmp_path):
+    import numpy as np
+
+    from manifold_vae.jobs import load_data, parse_latent
+
+    folder = tmp_path / "x.npy"
+    folder.mkdir()
+    with pytest.raises(ValueError, match="is a folder"):
+        load_data(str(folder))
+    np.save(tmp_path / "complex.npy", np.ones((3, 4), dtype=np.complex64))
+    with pytest.raises(ValueError, match="complex numbers"):
+        load_data(str(tmp_path / "complex.npy"))
+    np.save(tmp_path / "empty.npy", np.ones((0, 4)))
+    with pytest.raises(ValueError, match="non-empty"):
+        load_data(str(tmp_path / "empty.npy"))
+    np.save(tmp_path / "ints.npy", np.arange(12).reshape(3, 4))
+    assert load_data(str(tmp_path / "ints.npy")).data.dtype == torch.float32
+    with pytest.raises(ValueError, match="cannot be built from a name alone"):
+        parse_latent("fixed-time")
