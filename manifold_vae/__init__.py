@@ -13,11 +13,17 @@ import importlib
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any
 
-__all__ = ["VAE", "History", "__version__", "fit", "fit_ensemble"]
+__all__ = ["VAE", "History", "__version__", "fit", "fit_ensemble", "seeded"]
 
 #: Public names loaded on first access (``manifold_vae.VAE``), so that importing the package
 #: stays cheap: name -> submodule.
-_LAZY = {"VAE": "vae", "fit": "training", "History": "training", "fit_ensemble": "ensemble"}
+_LAZY = {
+    "VAE": "vae",
+    "fit": "training",
+    "History": "training",
+    "fit_ensemble": "ensemble",
+    "seeded": "vae",
+}
 
 
 def __getattr__(name: str) -> Any:

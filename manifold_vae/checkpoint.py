@@ -3,11 +3,22 @@
 A checkpoint is a dictionary of plain values and tensors saved by :func:`torch.save`: the
 format and versions, the specs of the latent manifold and the likelihood (names looked up in
 :data:`~manifold_vae.manifolds.MANIFOLDS` and :data:`~manifold_vae.likelihoods.LIKELIHOODS`),
-the data shape, the sizes of the default networks, the dtype and the state dict. It is read
-back with ``torch.load(..., weights_only=True)``, which refuses every pickled object that is
-not a tensor or a plain container, so loading never runs code: a crafted file raises
+the data shape, the sizes of the default networks, the dtype, the state dict and (format 3)
+the SHA-256 ``digest`` of all of it (:func:`payload_digest`). It is read back with
+``torch.load(..., weights_only=True)``, which refuses every pickled object that is not a
+tensor or a plain container, so loading never runs code: a crafted file raises
 ``ValueError``. Custom networks are not stored as code: their weights are in the state dict,
 and :func:`load_vae` needs the modules passed (``VAE.load(path, encoder=..., decoder=...)``).
+
+Integrity. ``torch.load`` checks neither the zip archive's CRC-32 of each record nor anything
+else about the tensor bytes, so a flipped byte inside a weight used to load silently. Reading
+now (1) checks that the file is a zip archive and every record's CRC-32
+(:meth:`zipfile.ZipFile.testzip`), (2) unpickles it with ``weights_only=True``, (3) checks the
+format, version and keys, and (4) recomputes the SHA-256 digest of the payload and compares it
+with the stored one. Files of format 2 (written before digests) have no digest: they load
+after the CRC check, which catches damage to the bytes but not a consistent rewrite. Every
+failure is one ``ValueError`` that says what is wrong with the file (it never suggests
+``weights_only=False``; ``torch``'s own advice to do so is dropped from the message).
 
 This module knows the VAE only through the class passed to :func:`load_vae` and the
 attributes :func:`save_vae` reads, so that :mod:`manifold_vae.vae` imports it and not the
@@ -16,8 +27,11 @@ other way round.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
 import tempfile
+import zipfile
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -28,19 +42,38 @@ from .likelihoods import LIKELIHOODS, likelihood_from_spec
 from .manifolds import manifold_from_spec
 
 __all__ = [
+    "DIGEST_SINCE",
     "FORMAT",
     "FORMAT_VERSION",
     "NETWORKS",
+    "REQUIRED_KEYS",
     "atomic_save",
     "load_vae",
+    "payload_digest",
     "read_header",
     "save_vae",
 ]
 
 #: Identifies our checkpoint files.
 FORMAT = "manifold-vae/vae"
-#: 2: custom networks are described by their class name, never stored as pickled modules (1).
-FORMAT_VERSION = 2
+#: 3: a SHA-256 ``digest`` of the payload is stored and verified. 2: custom networks are
+#: described by their class name, never stored as pickled modules (1). Older formats load.
+FORMAT_VERSION = 3
+#: The first format whose files must carry a ``digest``.
+DIGEST_SINCE = 3
+#: The keys every checkpoint holds (besides ``digest`` from format 3 on).
+REQUIRED_KEYS = (
+    "format",
+    "format_version",
+    "manifold",
+    "likelihood",
+    "data_shape",
+    "hidden",
+    "depth",
+    "activation",
+    "dtype",
+    "state_dict",
+)
 #: The networks of a VAE that may be custom (passed to its constructor and to :func:`load_vae`).
 NETWORKS = ("encoder", "decoder")
 
@@ -73,6 +106,41 @@ def atomic_save(obj: Any, path: str | os.PathLike) -> None:
         raise
 
 
+def payload_digest(header: dict[str, Any]) -> str:
+    """The SHA-256 hex digest of a checkpoint's payload: everything but ``digest`` itself.
+
+    The config (every entry but ``state_dict`` and ``digest``) enters as canonical JSON (sorted
+    keys); then each state-dict entry in key order: its name, dtype and shape, then the raw
+    bytes of its values (C order). Equal payloads give equal digests whatever the pickle.
+
+    Raises
+    ------
+    ValueError
+        If the config is not JSON-able or the state dict is not a dict of tensors.
+    """
+    config = {k: v for k, v in header.items() if k not in ("state_dict", "digest")}
+    state = header.get("state_dict")
+    if not isinstance(state, dict):
+        raise ValueError(f"the state_dict entry is a {type(state).__name__}, not a dict")
+    digest = hashlib.sha256()
+    try:
+        digest.update(json.dumps(config, sort_keys=True, allow_nan=False).encode())
+    except (TypeError, ValueError) as error:
+        raise ValueError(
+            f"the checkpoint's config is not plain JSON-able values: {error}"
+        ) from None
+    for name in sorted(state):
+        tensor = state[name]
+        if not torch.is_tensor(tensor):
+            raise ValueError(
+                f"state_dict entry {name!r} is a {type(tensor).__name__}, not a tensor"
+            )
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"\n{name}\n{tensor.dtype}\n{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
 def _network_class(module: nn.Module) -> str:
     cls = type(module)
     return f"{cls.__module__}.{cls.__qualname__}"
@@ -101,36 +169,107 @@ def save_vae(vae: Any, path: str | os.PathLike) -> None:
             for name in NETWORKS
         },
     }
+    header["digest"] = payload_digest(header)
     atomic_save(header, path)
 
 
+def _check_archive(path: Path) -> None:
+    """``ValueError`` unless ``path`` is a zip archive whose records all pass their CRC-32."""
+    try:
+        with zipfile.ZipFile(path) as archive:
+            bad = archive.testzip()
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, EOFError, OSError) as error:
+        raise ValueError(
+            f"{path} is not a readable manifold-vae checkpoint: it is not a complete zip "
+            f"archive as torch.save writes them (truncated, empty or another kind of file: "
+            f"{error})"
+        ) from None
+    except (RuntimeError, ValueError, NotImplementedError) as error:  # unreadable records
+        raise ValueError(
+            f"{path} is not a readable manifold-vae checkpoint: its zip archive is damaged "
+            f"({error})"
+        ) from None
+    if bad is not None:
+        raise ValueError(
+            f"{path} is a damaged manifold-vae checkpoint: the CRC-32 of its record {bad!r} "
+            "does not match its bytes (the file changed after it was written)"
+        )
+
+
+def _load_error(error: BaseException) -> str:
+    """What ``torch.load`` says went wrong, without its advice to load unsafely."""
+    text = str(error)
+    marker = "WeightsUnpickler error:"
+    if marker in text:
+        reason = text.split(marker, 1)[1].strip().splitlines()[0]
+        return (
+            f"it holds a pickled object other than tensors and plain containers ({reason}), "
+            "and loading never unpickles code"
+        )
+    lines = [line for line in text.splitlines() if line.strip() and "weights_only" not in line]
+    return f"{type(error).__name__}: {lines[0] if lines else 'unreadable pickle'}"
+
+
 def read_header(path: str | os.PathLike) -> dict[str, Any]:
-    """The header of a checkpoint, read without unpickling code (``weights_only=True``).
+    """The header of a checkpoint, verified, read without unpickling code.
+
+    The checks (module docstring): the zip archive and its CRC-32s, ``torch.load`` with
+    ``weights_only=True``, the format, version and keys, and the SHA-256 digest of the
+    payload (format 3; older files have none).
 
     Raises
     ------
     FileNotFoundError
         If ``path`` is not a file.
     ValueError
-        If the file is corrupt, holds pickled objects other than tensors and plain
-        containers, is not a manifold-vae checkpoint, or is of a newer format.
+        One per failure, saying what is wrong: not a zip archive (truncated, empty, foreign),
+        a record whose CRC-32 fails, pickled objects other than tensors and plain containers,
+        not a manifold-vae checkpoint, a newer format, missing keys, or a payload that does
+        not match its digest.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no checkpoint at {path}")
+    _check_archive(path)
     try:
         header = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as error:  # corrupt, truncated or foreign pickle, or pickled code
-        raise ValueError(f"{path} is not a readable manifold-vae checkpoint: {error}") from error
+    except Exception as error:  # foreign pickle, pickled code, unreadable record
+        raise ValueError(
+            f"{path} is not a readable manifold-vae checkpoint: {_load_error(error)}"
+        ) from None
     if not isinstance(header, dict) or header.get("format") != FORMAT:
         raise ValueError(f"{path} is not a manifold-vae checkpoint (no '{FORMAT}' header)")
     version = header.get("format_version", 0)
-    if not isinstance(version, int) or version > FORMAT_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version > FORMAT_VERSION:
         raise ValueError(
             f"{path} has checkpoint format {version!r}, newer than this package's "
             f"{FORMAT_VERSION} (written by manifold-vae {header.get('package_version')})"
         )
+    _check_keys(path, header, version)
     return header
+
+
+def _check_keys(path: Path, header: dict[str, Any], version: int) -> None:
+    """Missing keys and (from format 3) the digest: ``ValueError`` naming what is wrong."""
+    required = [*REQUIRED_KEYS, *(["digest"] if version >= DIGEST_SINCE else [])]
+    missing = [key for key in required if key not in header]
+    if missing:
+        raise ValueError(
+            f"{path} is a damaged manifold-vae checkpoint: it lacks the keys {missing} "
+            f"(format {version})"
+        )
+    if "digest" not in header:
+        return
+    try:
+        actual = payload_digest(header)
+    except ValueError as error:
+        raise ValueError(f"{path} is a damaged manifold-vae checkpoint: {error}") from None
+    if header["digest"] != actual:
+        raise ValueError(
+            f"{path} is a damaged manifold-vae checkpoint: its payload does not match the "
+            f"SHA-256 digest stored when it was written (stored {str(header['digest'])[:16]}..., "
+            f"computed {actual[:16]}...): the weights or config were changed afterwards"
+        )
 
 
 def _networks(path: Path, header: dict[str, Any], passed: dict[str, Any]) -> dict[str, nn.Module]:
@@ -192,15 +331,16 @@ def load_vae(
     networks = _networks(path, header, {"encoder": encoder, "decoder": decoder})
     _check_likelihood(path, header.get("likelihood"))
     try:
-        vae = cls(
-            manifold_from_spec(header["manifold"]),
-            tuple(header["data_shape"]),
-            likelihood_from_spec(header["likelihood"]),
-            hidden=header["hidden"],
-            depth=header["depth"],
-            activation=header["activation"],
-            **networks,
-        )
+        with torch.random.fork_rng(devices=[]):  # building draws weights: leave the RNG be
+            vae = cls(
+                manifold_from_spec(header["manifold"]),
+                tuple(header["data_shape"]),
+                likelihood_from_spec(header["likelihood"]),
+                hidden=header["hidden"],
+                depth=header["depth"],
+                activation=header["activation"],
+                **networks,
+            )
         vae.to(_dtype(header))
     except (KeyError, TypeError, RuntimeError, AttributeError, ValueError) as error:
         raise ValueError(f"{path} is a damaged manifold-vae checkpoint: {error}") from error

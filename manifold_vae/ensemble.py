@@ -27,8 +27,11 @@ equal ``fit`` bitwise.
 
 from __future__ import annotations
 
+import copy
+import math
 import numbers
 from collections.abc import Sequence
+from dataclasses import replace
 from typing import Any
 
 import torch
@@ -45,9 +48,21 @@ from .trainer import (
     resolve_device,
     train,
 )
-from .vae import VAE
+from .trainer.config import Restarts
+from .vae import VAE, seeded
 
-__all__ = ["ensemble_key", "fit_ensemble"]
+__all__ = [
+    "RESTART_SEED",
+    "check_restarts",
+    "ensemble_key",
+    "fit_ensemble",
+    "reinitialized",
+    "restart_seeds",
+    "train_with_restarts",
+]
+
+#: Seed offset of restart candidate ``j`` of a model of seed ``s``: ``s + RESTART_SEED * j``.
+RESTART_SEED = 100_000
 
 
 def _signature(vae: VAE) -> dict[str, Any]:
@@ -159,6 +174,178 @@ def _check_data(data: Tensor | Sequence[Tensor], vaes: list[VAE]) -> list[Tensor
     return list(data)
 
 
+def check_restarts(restarts: Any, screen_epochs: Any) -> None:
+    """``ValueError`` unless ``restarts >= 1`` and ``screen_epochs`` is ``None`` or ``>= 1``
+    (and then ``restarts >= 2``: a screen needs candidates to choose from)."""
+    if isinstance(restarts, bool) or not isinstance(restarts, numbers.Integral) or restarts < 1:
+        raise ValueError(f"restarts must be an integer >= 1, got {restarts!r}")
+    if screen_epochs is None:
+        return
+    if (
+        isinstance(screen_epochs, bool)
+        or not isinstance(screen_epochs, numbers.Integral)
+        or screen_epochs < 1
+    ):
+        raise ValueError(f"screen_epochs must be None or an integer >= 1, got {screen_epochs!r}")
+    if restarts < 2:
+        raise ValueError(f"screen_epochs = {screen_epochs} needs restarts >= 2, got {restarts}")
+
+
+def restart_seeds(seed: int, restarts: int) -> list[int]:
+    """The seeds of a model's ``restarts`` candidates: ``seed + RESTART_SEED * j``."""
+    return [seed + RESTART_SEED * j for j in range(restarts)]
+
+
+def reinitialized(vae: VAE, seed: int) -> VAE:
+    """A copy of ``vae`` whose networks have fresh initial weights, a function of ``seed``.
+
+    Every module outside the likelihood that holds parameters of its own is reset with its
+    ``reset_parameters()`` inside :func:`~manifold_vae.vae.seeded` ``(seed)`` (the caller's
+    random state is untouched). The likelihood's parameters (e.g. the learned scale of
+    ``GaussianLearnedScale``, which starts at ``init_sigma``) keep the values of ``vae``.
+
+    Raises
+    ------
+    ValueError
+        If a network module holds parameters but has no ``reset_parameters()``: its fresh
+        weights could not be drawn.
+    """
+    new = copy.deepcopy(vae)
+    likelihood = set(map(id, new.likelihood.modules()))
+    modules = [(n, m) for n, m in new.named_modules() if id(m) not in likelihood]
+    for name, module in modules:
+        if next(module.parameters(recurse=False), None) is not None and not callable(
+            getattr(module, "reset_parameters", None)
+        ):
+            raise ValueError(
+                f"restarts need fresh initial weights, but the module {name!r} "
+                f"({type(module).__name__}) holds parameters and has no reset_parameters(): "
+                "give it one"
+            )
+    with seeded(seed), torch.no_grad():
+        for _, module in modules:
+            if callable(getattr(module, "reset_parameters", None)):
+                module.reset_parameters()
+    return new
+
+
+def _final_loss(history: History) -> tuple[bool, float]:
+    """Sort key of a trained candidate: finished runs first, then by last epoch's loss."""
+    loss = history.loss[-1] if history.loss else math.inf
+    return (history.stopped is not None, loss if math.isfinite(loss) else math.inf)
+
+
+def _backends(
+    vaes: Sequence[VAE],
+    tensors: Sequence[Tensor],
+    seeds: Sequence[int],
+    device: torch.device,
+    config: TrainConfig,
+    labels: Sequence[str],
+    stacked: bool,
+) -> list[StepBackend]:
+    """One stacked backend of all models, or one single backend per model."""
+    if stacked:
+        return [
+            StackedBackend(
+                list(vaes),
+                list(tensors),
+                list(seeds),
+                device,
+                config.lr,
+                config.betas,
+                list(labels),
+            )
+        ]
+    return [
+        SingleBackend(vae, x, seed, device, config.lr, config.betas, label)
+        for vae, x, seed, label in zip(vaes, tensors, seeds, labels, strict=True)
+    ]
+
+
+def train_with_restarts(
+    vaes: Sequence[VAE],
+    tensors: Sequence[Tensor],
+    seeds: Sequence[int],
+    device: torch.device,
+    config: TrainConfig,
+    callbacks: Sequence[EpochCallback],
+    restarts: int,
+    screen_epochs: int | None,
+    stacked: bool,
+    labels: Sequence[str],
+    description: str,
+) -> list[History]:
+    r"""Train each model from ``restarts`` starts and keep, in place, the start of lowest loss.
+
+    Model ``m``'s candidates: itself (seed ``seeds[m]``), then :func:`reinitialized` copies
+    under the seeds :func:`restart_seeds` (also their training seeds). The kept candidate has
+    the lowest final training loss (negative ELBO) among those that did not stop early: an
+    unsupervised choice.
+
+    - ``screen_epochs = None``: every candidate trains for ``config.epochs`` (all in one
+      loop, with ``callbacks``); the kept one's weights are copied into ``vaes[m]``.
+    - ``screen_epochs = S``: copies of the candidates first train for ``S`` epochs at constant
+      ``lr`` (the screen; a warm-up applies as in the full run; no callbacks); then
+      ``vaes[m]``, given the kept start's initial weights, trains for ``config.epochs`` with
+      the kept start's seed and the callbacks: :math:`k S + E` epochs of work instead of
+      :math:`k E`, for failures that show early (a torn torus does).
+
+    Either way ``vaes[m]`` ends as training the kept start alone would leave it, and its
+    history's ``restarts`` (:class:`~manifold_vae.trainer.config.Restarts`) holds every
+    candidate's seed, history and final loss.
+    """
+    count = len(vaes)
+    seed_lists = [restart_seeds(seed, restarts) for seed in seeds]
+    starts = [
+        [vae, *(reinitialized(vae, s) for s in seed_list[1:])]
+        for vae, seed_list in zip(vaes, seed_lists, strict=True)
+    ]
+    runs = [(m, j) for m in range(count) for j in range(restarts)]
+
+    def run(models: list[VAE], which: list[tuple[int, int]], cfg: TrainConfig, extra) -> list:
+        run_labels = [f"{labels[m]}restart {j} (seed {seed_lists[m][j]}): " for m, j in which]
+        backends = _backends(
+            models,
+            [tensors[m] for m, _ in which],
+            [seed_lists[m][j] for m, j in which],
+            device,
+            cfg,
+            run_labels,
+            stacked,
+        )
+        return train(backends, cfg, extra, description=description)
+
+    if screen_epochs is None:
+        trained = run([starts[m][j] for m, j in runs], runs, config, callbacks)
+    else:
+        screen = replace(config, epochs=screen_epochs, lr_final=None)
+        trained = run([copy.deepcopy(starts[m][j]) for m, j in runs], runs, screen, ())
+    candidates = [trained[m * restarts : (m + 1) * restarts] for m in range(count)]
+    chosen = [min(range(restarts), key=lambda j: _final_loss(c[j])) for c in candidates]
+    if screen_epochs is None:
+        histories = [replace(c[j]) for c, j in zip(candidates, chosen, strict=True)]
+        for vae, start, j in zip(vaes, starts, chosen, strict=True):
+            if j:
+                vae.to(device).load_state_dict(start[j].state_dict())
+                vae.eval()
+    else:
+        for vae, start, j in zip(vaes, starts, chosen, strict=True):
+            if j:
+                vae.load_state_dict(start[j].state_dict())
+        final = [(m, chosen[m]) for m in range(count)]
+        histories = run(list(vaes), final, config, callbacks)
+    for history, c, j, seed_list in zip(histories, candidates, chosen, seed_lists, strict=True):
+        history.restarts = Restarts(
+            chosen=j,
+            seeds=seed_list,
+            final_loss=[h.loss[-1] if h.loss else math.nan for h in c],
+            screen_epochs=screen_epochs,
+            histories=[replace(h) for h in c],
+        )
+    return histories
+
+
 def fit_ensemble(
     vaes: Sequence[VAE],
     data: Tensor | Sequence[Tensor],
@@ -178,6 +365,8 @@ def fit_ensemble(
     *,
     config: TrainConfig | None = None,
     callbacks: Sequence[EpochCallback] = (),
+    restarts: int = 1,
+    screen_epochs: int | None = None,
 ) -> list[History]:
     r"""Train ``M`` VAEs of one shape together, each exactly as :func:`fit` would train it.
 
@@ -228,11 +417,17 @@ def fit_ensemble(
         defaults (``ValueError`` otherwise).
     callbacks : sequence of EpochCallback
         Extra epoch callbacks (:mod:`manifold_vae.trainer.callbacks`).
+    restarts, screen_epochs : int, int or None
+        As for :func:`fit`: each member trains from ``restarts`` starts (itself, then fresh
+        weights under the seeds ``seeds[m] + RESTART_SEED * j``) and keeps the one of lowest
+        final training loss, optionally chosen after a screen of ``screen_epochs`` epochs
+        (:func:`train_with_restarts`). All ``M * restarts`` candidates train as one ensemble.
 
     Returns
     -------
     list of History
-        One per member, as :func:`fit` returns it.
+        One per member, as :func:`fit` returns it (with ``restarts`` filled in when
+        ``restarts > 1``).
 
     Raises
     ------
@@ -254,19 +449,31 @@ def fit_ensemble(
         warmup_epochs=warmup_epochs,
         progress=progress,
     )
+    check_restarts(restarts, screen_epochs)
     vaes = _check_members(vaes, device)
     config.check_likelihood(vaes[0].likelihood)
     seeds = _check_seeds(seeds, len(vaes))
     tensors = _check_data(data, vaes)
     device = resolve_device(device, vaes[0])
-    labels = [f"fit_ensemble member {m} (seed {s}): " for m, s in enumerate(seeds)]
-    backends: list[StepBackend]
-    if vaes[0].latent.reparameterizable:
-        backends = [StackedBackend(vaes, tensors, seeds, device, config.lr, config.betas, labels)]
-    else:  # each member trains on its own inside the loop, exactly as fit trains it
-        backends = [
-            SingleBackend(vae, x, seed, device, config.lr, config.betas, label)
-            for vae, x, seed, label in zip(vaes, tensors, seeds, labels, strict=True)
-        ]
     description = f"fit_ensemble {len(vaes)} x {vaes[0].latent!r}"
+    # stacked when the latent can reparameterise; else each member trains on its own inside
+    # the loop, exactly as fit trains it
+    stacked = vaes[0].latent.reparameterizable
+    if restarts > 1:
+        labels = [f"fit_ensemble member {m} " for m in range(len(vaes))]
+        return train_with_restarts(
+            vaes,
+            tensors,
+            seeds,
+            device,
+            config,
+            callbacks,
+            restarts,
+            screen_epochs,
+            stacked,
+            labels,
+            description,
+        )
+    labels = [f"fit_ensemble member {m} (seed {s}): " for m, s in enumerate(seeds)]
+    backends = _backends(vaes, tensors, seeds, device, config, labels, stacked)
     return train(backends, config, callbacks, description=description)

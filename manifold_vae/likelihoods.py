@@ -19,9 +19,10 @@ import pyro.distributions as dist
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.distributions import Distribution, Independent
+from torch.distributions import Distribution, Independent, constraints
 
 from .registry import Registry
+from .validation import check_data
 
 __all__ = [
     "LIKELIHOODS",
@@ -116,6 +117,10 @@ class Likelihood(nn.Module, abc.ABC):
     #: Whether every real datapoint is in the support (Gaussians: yes; Bernoulli: only
     #: ``[0, 1]``). Training with ``input_noise`` needs it.
     real_valued: ClassVar[bool] = True
+    #: Where every value of a datapoint must lie (a ``torch.distributions`` constraint, checked
+    #: elementwise): :func:`~manifold_vae.validation.check_data` refuses data outside it, in
+    #: ``fit`` and in every public method of the VAE that takes data.
+    support: ClassVar[constraints.Constraint] = constraints.real
     #: Whether this is a Gaussian with one fixed standard deviation, a float attribute
     #: ``sigma``: evaluation then also reports the squared-error columns of the thesis's
     #: tables (:func:`~manifold_vae.evaluation.thesis_metrics`).
@@ -252,22 +257,9 @@ class Likelihood(nn.Module, abc.ABC):
         )
 
     def validate_data(self, data: Tensor) -> None:
-        """Raise ``ValueError`` if ``data`` cannot be modelled (shape, dtype, finiteness)."""
-        if not torch.is_tensor(data):
-            raise ValueError(f"data must be a torch.Tensor, got {type(data).__name__}")
-        if not data.is_floating_point():
-            raise ValueError(f"data must have a floating dtype, got {data.dtype}")
-        if data.dim() != len(self.data_shape) + 1 or data.shape[1:] != self.data_shape:
-            raise ValueError(
-                f"data must have shape (N, {', '.join(map(str, self.data_shape))}), "
-                f"got {tuple(data.shape)}"
-            )
-        if data.shape[0] == 0:
-            raise ValueError("data is empty: it has no datapoints")
-        bad = ~torch.isfinite(data)
-        if bad.any():
-            rows = bad.flatten(1).any(1).nonzero().flatten()[:5].tolist()
-            raise ValueError(f"data contains nan or inf values (datapoints {rows} ...)")
+        """Raise ``ValueError`` if ``data`` cannot be modelled (shape, dtype, finiteness,
+        :attr:`support`): :func:`~manifold_vae.validation.check_data`."""
+        check_data(data, self.data_shape, name="data", likelihood=self)
 
     def spec(self) -> dict[str, Any]:
         """JSON-able description for :func:`likelihood_from_spec`: name and :meth:`config`."""
@@ -439,6 +431,7 @@ class Bernoulli(Likelihood):
 
     name = "bernoulli"
     real_valued = False
+    support = constraints.unit_interval
     feature_family = torch.distributions.Bernoulli
 
     @staticmethod
@@ -468,14 +461,6 @@ class Bernoulli(Likelihood):
         """
         output, x = torch.broadcast_tensors(output, x)
         return -self._feature_sum(F.binary_cross_entropy_with_logits(output, x, reduction="none"))
-
-    def validate_data(self, data: Tensor) -> None:
-        super().validate_data(data)
-        if (data < 0).any() or (data > 1).any():
-            raise ValueError(
-                f"data for a Bernoulli likelihood must lie in [0, 1], got values in "
-                f"[{data.min().item():.4g}, {data.max().item():.4g}]"
-            )
 
 
 def _check_likelihood_class(cls: object) -> None:

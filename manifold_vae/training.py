@@ -7,12 +7,14 @@
 
 from __future__ import annotations
 
+import numbers
 import os
 from collections.abc import Sequence
 
 import torch
 from torch import Tensor
 
+from .ensemble import check_restarts, train_with_restarts
 from .trainer import (
     EpochCallback,
     History,
@@ -25,9 +27,10 @@ from .trainer import (
     resolve_device,
     train,
 )
+from .trainer.config import Restarts
 from .vae import VAE
 
-__all__ = ["History", "TrainConfig", "decoder_sigma", "fit", "learning_rate"]
+__all__ = ["History", "Restarts", "TrainConfig", "decoder_sigma", "fit", "learning_rate"]
 
 
 def fit(
@@ -50,11 +53,16 @@ def fit(
     *,
     config: TrainConfig | None = None,
     callbacks: Sequence[EpochCallback] = (),
+    restarts: int = 1,
+    screen_epochs: int | None = None,
 ) -> History:
     r"""Train ``vae`` on ``data`` by minibatch Adam on the mean negative ELBO.
 
     Deterministic under ``seed``: data order and latent noise come from the model's own random
-    stream seeded with ``seed`` (the caller's global RNG state is left untouched). If a
+    stream seeded with ``seed`` (the caller's global RNG state is left untouched). The initial
+    weights are the model's as passed: ``fit`` never re-initialises them (restart candidates
+    are copies); to make them reproducible too, build the model with ``VAE(..., seed=s)`` or
+    inside :func:`~manifold_vae.vae.seeded` ``(s)``. Works inside ``torch.no_grad()``. If a
     minibatch loss or gradient becomes non-finite, training stops with a warning, the
     parameters are restored to the end of the last good epoch, and ``History.stopped`` says
     why.
@@ -105,10 +113,32 @@ def fit(
         otherwise, rather than ignoring one).
     callbacks : sequence of EpochCallback
         Extra epoch callbacks, run after the schedule, warm-up and checkpoint ones.
+    restarts : int
+        Train from this many starts and keep the one of lowest final training loss (the
+        negative ELBO: an unsupervised choice). Start 0 is ``vae`` as passed, trained with
+        ``seed``; start ``j >= 1`` is a copy with fresh initial weights drawn under seed
+        ``seed + RESTART_SEED * j`` (:func:`~manifold_vae.ensemble.reinitialized`: every
+        network module's ``reset_parameters()``), trained with that seed. ``vae`` ends with
+        the kept model's weights, exactly as ``fit`` alone would train that start.
+    screen_epochs : int, optional
+        With ``restarts > 1``: first train copies of all starts for ``screen_epochs`` epochs
+        at constant ``lr`` (the screen), then train only the best start for ``epochs``
+        (``callbacks`` and ``checkpoint`` apply to that run). ``None`` (default): train every
+        start for ``epochs`` (``callbacks`` see them all; ``checkpoint`` is written once, with
+        the kept model, at the end).
 
     Returns
     -------
     History
+        With ``restarts > 1``, ``History.restarts`` (:class:`Restarts`) holds every
+        candidate's seed, history (of the screen, or of its full run) and final loss, and the
+        index of the kept one.
+
+    Raises
+    ------
+    ValueError
+        For invalid options or data (:func:`~manifold_vae.validation.check_data`, naming
+        ``data``).
     """
     config = resolve_config(
         config,
@@ -124,10 +154,26 @@ def fit(
         warmup_epochs=warmup_epochs,
         progress=progress,
     )
+    check_restarts(restarts, screen_epochs)
+    if not isinstance(vae, VAE):
+        raise ValueError(f"vae must be a VAE, got {type(vae).__name__}")
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise ValueError(f"seed must be an integer, got {seed!r}")
     config.check_likelihood(vae.likelihood)
     vae.likelihood.validate_data(data)
     device = resolve_device(device, vae)
-    backend = SingleBackend(vae, data, seed, device, config.lr, config.betas)
+    description = f"fit {vae.latent!r}"
     extra = [SaveCheckpoint(checkpoint)] if checkpoint is not None else []
-    (history,) = train([backend], config, [*extra, *callbacks], description=f"fit {vae.latent!r}")
+    if restarts > 1:
+        if screen_epochs is None:  # every start trains: save the kept one once, at the end
+            extra = []
+        (history,) = train_with_restarts(
+            [vae], [data], [seed], device, config, [*extra, *callbacks], restarts,
+            screen_epochs, False, [""], description,
+        )  # fmt: skip
+        if checkpoint is not None and screen_epochs is None:
+            vae.save(checkpoint)
+        return history
+    backend = SingleBackend(vae, data, seed, device, config.lr, config.betas)
+    (history,) = train([backend], config, [*extra, *callbacks], description=description)
     return history

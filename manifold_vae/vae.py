@@ -13,8 +13,11 @@ decoder evaluated at the embedded point of :math:`z`. The baseline VAE (thesis C
 
 from __future__ import annotations
 
+import contextlib
+import numbers
 import os
-from typing import NamedTuple
+from collections.abc import Iterator
+from typing import Any, NamedTuple
 
 import pyro
 import torch
@@ -24,10 +27,43 @@ from torch.distributions import Distribution, kl_divergence
 
 from .checkpoint import load_vae, save_vae
 from .likelihoods import Likelihood
-from .manifolds import LatentManifold
+from .manifolds import LatentManifold, as_latent
 from .networks import DenseNetwork, default_hidden
+from .validation import check_coordinates, check_data, check_num_samples, check_real
 
-__all__ = ["ELBO", "VAE", "elbo_terms"]
+__all__ = ["ELBO", "VAE", "elbo_terms", "seeded"]
+
+
+def _check_seed(seed: object) -> int:
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral) or seed < 0:
+        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    return int(seed)
+
+
+@contextlib.contextmanager
+def seeded(seed: int) -> Iterator[None]:
+    """Run the block with torch's CPU generator seeded with ``seed``; restore it afterwards.
+
+    Everything built inside draws its initial weights from the seeded stream, so
+
+    .. code-block:: python
+
+        with seeded(3):
+            vae = VAE(Circle(), (25,), Gaussian(0.1), encoder=MyEncoder())
+
+    gives the same weights every time, custom networks included, and leaves the caller's
+    global random state as it was. (Modules are built on the CPU; the CUDA generators are
+    neither seeded nor changed.) ``VAE(..., seed=s)`` builds its default networks this way.
+
+    Raises
+    ------
+    ValueError
+        If ``seed`` is not an integer >= 0.
+    """
+    seed = _check_seed(seed)
+    with torch.random.fork_rng(devices=[]):
+        torch.random.default_generator.manual_seed(seed)
+        yield
 
 
 class ELBO(NamedTuple):
@@ -66,8 +102,10 @@ class VAE(nn.Module):
 
     Parameters
     ----------
-    latent : LatentManifold
-        The latent space (e.g. ``Euclidean(2)``, ``Circle()``, ``CliffordTorus()``).
+    latent : LatentManifold or geomstats Manifold
+        The latent space (e.g. ``Euclidean(2)``, ``Circle()``, ``CliffordTorus()``), or a
+        geomstats space, mapped by :func:`~manifold_vae.manifolds.as_latent` (to the exact
+        family where there is one, else to an approximate one with a warning).
     data_shape : tuple of int
         Shape of one datapoint, e.g. ``(25,)`` or ``(1, H, W)``.
     likelihood : Likelihood
@@ -83,11 +121,18 @@ class VAE(nn.Module):
         Hidden layers of the default networks (thesis: 2).
     activation : str
         Activation of the default networks.
+    seed : int, optional
+        Build the default networks inside :func:`seeded` ``(seed)``: the initial weights are a
+        function of ``seed`` alone, and the caller's random state is left untouched. Without
+        it they come from torch's global generator (``torch.manual_seed`` before building
+        makes them reproducible too). With custom networks, build them inside
+        ``seeded(seed)`` yourself: passing both is a ``ValueError``, since the seed could not
+        reach weights that already exist.
     """
 
     def __init__(
         self,
-        latent: LatentManifold,
+        latent: LatentManifold | Any,
         data_shape: tuple[int, ...] | torch.Size,
         likelihood: Likelihood,
         encoder: nn.Module | None = None,
@@ -95,10 +140,11 @@ class VAE(nn.Module):
         hidden: int | None = None,
         depth: int = 2,
         activation: str = "relu",
+        *,
+        seed: int | None = None,
     ) -> None:
         super().__init__()
-        if not isinstance(latent, LatentManifold):
-            raise ValueError(f"latent must be a LatentManifold, got {type(latent).__name__}")
+        latent = as_latent(latent)  # a geomstats space as given; a LatentManifold unchanged
         if not isinstance(likelihood, Likelihood):
             raise ValueError(f"likelihood must be a Likelihood, got {type(likelihood).__name__}")
         data_shape = torch.Size(data_shape)
@@ -117,28 +163,68 @@ class VAE(nn.Module):
         self.custom_networks: tuple[str, ...] = tuple(
             name for name, net in (("encoder", encoder), ("decoder", decoder)) if net is not None
         )
-        self.encoder = (
-            encoder
-            if encoder is not None
-            else DenseNetwork(
-                tuple(data_shape), (latent.posterior_params,), self.hidden, depth, activation
+        if seed is not None and self.custom_networks:
+            raise ValueError(
+                f"seed seeds the initial weights of the default networks, but a custom "
+                f"{' and '.join(self.custom_networks)} was passed, whose weights already exist: "
+                "build the networks and the VAE inside `with manifold_vae.seeded(seed):` instead"
             )
-        )
-        self.decoder = (
-            decoder
-            if decoder is not None
-            else DenseNetwork(
-                (latent.ambient_dim,), tuple(data_shape), self.hidden, depth, activation
+        context = seeded(seed) if seed is not None else contextlib.nullcontext()
+        with context:
+            self.encoder = (
+                encoder
+                if encoder is not None
+                else DenseNetwork(
+                    tuple(data_shape), (latent.posterior_params,), self.hidden, depth, activation
+                )
             )
+            self.decoder = (
+                decoder
+                if decoder is not None
+                else DenseNetwork(
+                    (latent.ambient_dim,), tuple(data_shape), self.hidden, depth, activation
+                )
+            )
+
+    # --- validation ----------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        """The dtype of the model's parameters (data and coordinates are cast to it)."""
+        return next(self.parameters()).dtype
+
+    def check_data(self, x: Tensor, name: str = "x") -> Tensor:
+        """``x`` validated as datapoints of this model and cast to its dtype.
+
+        :func:`~manifold_vae.validation.check_data` with this model's ``data_shape``,
+        likelihood (whose ``support`` the values must lie in) and dtype.
+
+        Raises
+        ------
+        ValueError
+            Naming ``name`` and what is wrong (type, dtype, shape, emptiness, non-finite or
+            out-of-support values).
+        """
+        return check_data(
+            x, self.data_shape, name=name, likelihood=self.likelihood, dtype=self.dtype
         )
 
     # --- the two halves ------------------------------------------------------------------
     def encode(self, x: Tensor) -> Distribution:
-        """Posterior :math:`q(z|x)` over latent coordinates, batch ``(N,)``, event ``(dim,)``."""
-        return self.latent.posterior(self.encoder(x))
+        """Posterior :math:`q(z|x)` over latent coordinates, batch ``(N,)``, event ``(dim,)``.
+
+        ``x`` (shape ``(N, *data_shape)``) is validated (:meth:`check_data`).
+        """
+        return self.latent.posterior(self.encoder(self.check_data(x)))
 
     def decode(self, z: Tensor) -> Distribution:
-        """Likelihood :math:`p(x \\mid z)` for latent coordinates ``z`` of shape ``(..., dim)``."""
+        """Likelihood :math:`p(x \\mid z)` for latent coordinates ``z`` of shape ``(..., dim)``.
+
+        ``z`` is validated (floating, finite, last dimension ``latent.dim``) and cast to the
+        model's dtype.
+        """
+        return self._decode(check_coordinates(z, self.latent.dim, dtype=self.dtype))
+
+    def _decode(self, z: Tensor) -> Distribution:
         return self.likelihood(self._decoder_output(self.latent.to_point(z)))
 
     def _decoder_output(self, points: Tensor) -> Tensor:
@@ -155,9 +241,34 @@ class VAE(nn.Module):
 
         ``x`` has shape ``(N, *data_shape)``. The ELBO's reconstruction term, shared with the
         stacked ensemble backend (:mod:`manifold_vae.trainer.stacked`), which maps it over
-        members with vmap.
+        members with vmap: so it does **not** validate its arguments (validation needs
+        data-dependent control flow, which vmap refuses). :meth:`log_likelihood` is the
+        validated form, at latent coordinates.
         """
         return self.likelihood.log_density(self._decoder_output(points), x)
+
+    def log_likelihood(self, z: Tensor, x: Tensor) -> Tensor:
+        r""":math:`\log p(x \mid z)` at latent coordinates ``z``, validated.
+
+        Parameters
+        ----------
+        z : Tensor, shape=[*batch, N, dim]
+            Latent coordinates (e.g. ``S`` posterior samples: ``(S, N, dim)``).
+        x : Tensor, shape=[N, *data_shape]
+            Datapoints, validated (:meth:`check_data`).
+
+        Returns
+        -------
+        Tensor, shape=[*batch, N]
+        """
+        x = self.check_data(x)
+        z = check_coordinates(z, self.latent.dim, dtype=self.dtype)
+        if z.dim() < 2 or z.shape[-2] != x.shape[0]:
+            raise ValueError(
+                f"z must have shape (..., N, {self.latent.dim}) with N = {x.shape[0]} (the "
+                f"datapoints of x), got {tuple(z.shape)}"
+            )
+        return self.point_log_likelihood(self.latent.to_point(z), x)
 
     def prior(
         self, *, dtype: torch.dtype | None = None, device: torch.device | str | None = None
@@ -167,16 +278,18 @@ class VAE(nn.Module):
         return self.latent.prior(dtype=dtype or p.dtype, device=device or p.device)
 
     def conditional(self, coords: Tensor) -> Distribution:
-        r""":math:`p(x \mid z)` at coordinates ``(..., dim)``: :meth:`decode`.
+        r""":math:`p(x \mid z)` at coordinates ``(..., dim)``, without validation.
 
         The name shared with :class:`~manifold_vae.datasets.GenerativeModel` (the protocol
-        :class:`~manifold_vae.latent_model.LatentVariableModel`).
+        :class:`~manifold_vae.latent_model.LatentVariableModel`), which analysis code (the
+        reductors, evaluation) calls with coordinates it computed; :meth:`decode` is the
+        validated form.
         """
-        return self.decode(coords)
+        return self._decode(coords)
 
     def decoder_mean(self, coords: Tensor) -> Tensor:
         r""":math:`E[x \mid z]` at coordinates ``(..., dim)``, shape ``(..., *data_shape)``."""
-        return self.decode(coords).mean
+        return self._decode(coords).mean
 
     def kl(self, posterior: Distribution, z: Tensor | None = None) -> Tensor:
         """:math:`\\mathrm{KL}(q \\| p)` per datapoint: exact when registered with torch.
@@ -193,14 +306,20 @@ class VAE(nn.Module):
             return (posterior.log_prob(z) - prior.log_prob(z)).mean(0)
 
     def elbo(
-        self, x: Tensor, num_samples: int = 1, beta: float = 1.0, analytic_kl: bool = True
+        self,
+        x: Tensor,
+        num_samples: int = 1,
+        beta: float = 1.0,
+        analytic_kl: bool = True,
+        *,
+        validate: bool = True,
     ) -> ELBO:
         """ELBO terms per datapoint, with ``num_samples`` reparameterised latent samples.
 
         Parameters
         ----------
         x : Tensor, shape=[N, *data_shape]
-            Datapoints.
+            Datapoints (validated and cast to the model's dtype: :meth:`check_data`).
         num_samples : int
             Latent samples :math:`L` for the reconstruction term.
         beta : float
@@ -208,12 +327,19 @@ class VAE(nn.Module):
         analytic_kl : bool
             Use the exact KL (default); ``False`` uses ``log q(z) - log p(z)`` at the samples,
             which is what Pyro's ``Trace_ELBO`` estimates.
+        validate : bool
+            Check the arguments (default). The training loop, which validated its data once
+            in ``fit``, passes ``False`` on its hot path.
 
         The latent samples: on a latent with
         :meth:`~manifold_vae.manifolds.LatentManifold.reparameterize`, standard normal noise
         ``(num_samples, N, dim)`` drawn with ``torch.randn`` (what ``posterior.rsample`` draws)
         mapped by it, as the stacked ensemble does; otherwise ``posterior.rsample``.
         """
+        if validate:
+            x = self.check_data(x)
+            num_samples = check_num_samples(num_samples)
+            beta = check_real(beta, "beta")
         raw = self.encoder(x)
         posterior = self.latent.posterior(raw)
         if self.latent.reparameterizable:  # what rsample draws, through the latent's own map
@@ -236,33 +362,75 @@ class VAE(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         """Reconstruction ``decode(location(encode(x))).mean``, shape ``(N, *data_shape)``."""
-        return self.decode(self.latent.posterior_location(self.encode(x))).mean
+        return self._decode(self.latent.posterior_location(self.encode(x))).mean
 
     # --- Pyro ----------------------------------------------------------------------------
-    def model(self, x: Tensor, beta: float = 1.0) -> None:
+    def _pyro_data(
+        self, x: Tensor | None, num_samples: int | None, beta: float, who: str
+    ) -> tuple[Tensor | None, int, float]:
+        """The validated data (or ``None``), the plate size and ``beta`` of model and guide."""
+        beta = check_real(beta, "beta")
+        if x is None:
+            if num_samples is None:
+                raise ValueError(
+                    f"{who}(None) draws from the generative model and needs num_samples, the "
+                    f"number of datapoints to draw: {who}(None, num_samples=N)"
+                )
+            return None, check_num_samples(num_samples), beta
+        x = self.check_data(x)
+        if num_samples is not None and check_num_samples(num_samples) != x.shape[0]:
+            raise ValueError(
+                f"num_samples = {num_samples} differs from the {x.shape[0]} datapoints of x: "
+                "pass num_samples only to draw new data (x = None)"
+            )
+        return x, x.shape[0], beta
+
+    def model(
+        self, x: Tensor | None = None, beta: float = 1.0, num_samples: int | None = None
+    ) -> None:
         """Pyro model: ``z ~ prior``, ``x ~ likelihood(decoder(z))``, in a plate over data.
 
-        The KL weight ``beta`` scales the latent site (no scale handler when it is 1).
+        With data ``x`` (shape ``(N, *data_shape)``, validated: :meth:`check_data`) the site
+        ``obs`` is observed; with ``x = None`` it is sampled, ``num_samples`` datapoints
+        (``model(None, num_samples=N)``: the generative model, e.g. for
+        ``pyro.infer.Predictive``). The KL weight ``beta`` scales the latent site (no scale
+        handler when it is 1).
         """
+        x, n, beta = self._pyro_data(x, num_samples, beta, "model")
         pyro.module("vae", self)
-        with pyro.plate("data", x.shape[0]):
-            prior = self.prior().expand(x.shape[:1])
+        with pyro.plate("data", n):
+            prior = self.prior().expand((n,))
             if beta == 1.0:
                 z = pyro.sample("latent", prior)
             else:
                 with poutine.scale(scale=beta):
                     z = pyro.sample("latent", prior)
-            pyro.sample("obs", self.decode(z), obs=x)
+            pyro.sample("obs", self._decode(z), obs=x)
 
-    def guide(self, x: Tensor, beta: float = 1.0) -> None:
-        """Pyro guide: ``z ~ encode(x)``."""
+    def guide(
+        self, x: Tensor | None = None, beta: float = 1.0, num_samples: int | None = None
+    ) -> None:
+        """Pyro guide: ``z ~ encode(x)``, for data ``x`` of shape ``(N, *data_shape)``.
+
+        Takes the model's arguments; ``x = None`` (the generative model) has no posterior
+        and raises ``ValueError``: draw new data with ``Predictive(vae.model, ...)`` and no
+        guide.
+        """
+        if x is None:
+            raise ValueError(
+                "guide(None): the guide is the posterior q(z | x) and needs data x; to draw "
+                "from the generative model use Predictive(vae.model, num_samples=S) without a "
+                "guide"
+            )
+        x, n, beta = self._pyro_data(x, num_samples, beta, "guide")
         pyro.module("vae", self)
-        with pyro.plate("data", x.shape[0]):
+        with pyro.plate("data", n):
+            posterior = self.latent.posterior(self.encoder(x))
             if beta == 1.0:
-                pyro.sample("latent", self.encode(x))
+                pyro.sample("latent", posterior)
             else:
                 with poutine.scale(scale=beta):
-                    pyro.sample("latent", self.encode(x))
+                    pyro.sample("latent", posterior)
 
     # --- persistence ---------------------------------------------------------------------
     def save(self, path: str | os.PathLike) -> None:

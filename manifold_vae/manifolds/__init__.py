@@ -1,4 +1,5 @@
-"""Latent manifolds: R^d, the circle, flat tori, the Clifford torus, the sphere, products."""
+"""Latent manifolds: R^d, the circle, flat tori, the Clifford torus, the sphere, products;
+geomstats spaces as given (:func:`as_latent`)."""
 
 from .._geomstats import load_geomstats
 from .base import (
@@ -13,11 +14,14 @@ from .base import (
 from .circles import Circle, CliffordTorus, FlatTorus
 from .euclidean import Euclidean
 from .fixed_time import FixedTime
+from .geomstats_latent import ApproximateGeomstatsLatent
+from .geomstats_spaces import as_latent, geomstats_volume
 from .product import Product, ProductDistribution
 from .sphere import Sphere
 
 __all__ = [
     "MANIFOLDS",
+    "ApproximateGeomstatsLatent",
     "Circle",
     "CliffordTorus",
     "Euclidean",
@@ -28,6 +32,8 @@ __all__ = [
     "Product",
     "ProductDistribution",
     "Sphere",
+    "as_latent",
+    "geomstats_volume",
     "load_geomstats",
     "manifold_from_spec",
     "register_manifold",

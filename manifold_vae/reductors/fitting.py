@@ -194,7 +194,7 @@ def fit_reductor(
         selection = delta(source, target, reductor, eval_samples, seed=seed + 1).value
         finite = torch.where(torch.isfinite(selection), selection, torch.inf)
         index = int(torch.argmin(finite))
-        best = reductor.select(index)
+        best = reductor.select(index).requires_grad_(False)  # fitted: no gradients
         final = delta(source, target, best, eval_samples, seed=seed + 2)
     estimate = DeltaEstimate(final.value[0], final.stderr[0], final.num_samples)
     return Fit(family, best, estimate, selection, index, losses)

@@ -17,7 +17,7 @@ from .callbacks import (
     decoder_sigma,
     learning_rate,
 )
-from .config import History, TrainConfig, check_sigma_start, resolve_config
+from .config import History, Restarts, TrainConfig, check_sigma_start, resolve_config
 from .loop import default_callbacks, train
 from .monitoring import MetricsLog, TensorBoardLog, Validation
 from .single import SingleBackend
@@ -29,6 +29,7 @@ __all__ = [
     "History",
     "LearningRateSchedule",
     "MetricsLog",
+    "Restarts",
     "SaveCheckpoint",
     "SingleBackend",
     "StackedBackend",

@@ -9,7 +9,37 @@ from typing import Any
 
 from ..likelihoods import Likelihood
 
-__all__ = ["History", "TrainConfig", "check_sigma_start", "resolve_config"]
+__all__ = ["History", "Restarts", "TrainConfig", "check_sigma_start", "resolve_config"]
+
+
+@dataclass
+class Restarts:
+    """How a model trained with restarts was chosen (``History.restarts``).
+
+    Candidate 0 is the model as passed (its own weights and seed); candidate ``j >= 1`` is a
+    copy with fresh weights drawn under seed ``seeds[j]``, trained with that seed. The kept
+    candidate has the lowest final training loss among those that did not stop early.
+    """
+
+    #: Index of the kept candidate.
+    chosen: int
+    #: Each candidate's seed (initial weights of candidates ``j >= 1``, data order and noise).
+    seeds: list[int]
+    #: Each candidate's last epoch's loss (``nan`` when it completed no epoch).
+    final_loss: list[float]
+    #: Epochs of the screen, or ``None`` when every candidate was trained in full.
+    screen_epochs: int | None
+    #: Each candidate's history over the screen (or the full run without a screen).
+    histories: list[History]
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "chosen": self.chosen,
+            "seeds": self.seeds,
+            "final_loss": self.final_loss,
+            "screen_epochs": self.screen_epochs,
+            "candidates": [h.as_dict() for h in self.histories],
+        }
 
 
 @dataclass
@@ -24,14 +54,20 @@ class History:
     kl: list[float] = field(default_factory=list)
     #: ``None`` when all epochs ran, else the reason training stopped early.
     stopped: str | None = None
+    #: With ``restarts > 1``: the candidates, their losses and the choice; else ``None``.
+    restarts: Restarts | None = None
 
     def as_dict(self) -> dict:
-        return {
+        """The history as a JSON-able dict (``restarts`` only when there were restarts)."""
+        values: dict[str, Any] = {
             "loss": self.loss,
             "reconstruction": self.reconstruction,
             "kl": self.kl,
             "stopped": self.stopped,
         }
+        if self.restarts is not None:
+            values["restarts"] = self.restarts.as_dict()
+        return values
 
 
 def check_sigma_start(sigma_start: Any) -> None:

@@ -35,8 +35,8 @@ from .config import History, TrainConfig
 __all__ = ["default_callbacks", "train"]
 
 #: ``warnings.warn`` stacklevel that points at the caller of ``fit``/``fit_ensemble``
-#: (``_stop`` <- ``_batch`` <- ``_epoch`` <- ``train`` <- ``fit`` <- caller).
-_STACKLEVEL = 6
+#: (``_stop`` <- ``_batch`` <- ``_epoch`` <- ``_run`` <- ``train`` <- ``fit`` <- caller).
+_STACKLEVEL = 7
 
 
 def default_callbacks(config: TrainConfig) -> list[EpochCallback]:
@@ -75,17 +75,9 @@ def train(
     """
     callbacks = [*default_callbacks(config), *callbacks]
     bar = tqdm(range(config.epochs), desc=description, disable=not config.progress, leave=False)
-    try:
-        for callback in callbacks:
-            callback.on_train_start(backends)
-        for epoch in bar:
-            if not any(any(b.live) for b in backends):
-                break
-            for callback in callbacks:
-                callback.on_epoch_start(epoch, backends)
-            _epoch(backends, config, epoch, bar)
-            for callback in callbacks:
-                callback.on_epoch_end(epoch, backends)
+    try:  # gradients on even when fit is called inside torch.no_grad()
+        with torch.enable_grad():
+            _run(backends, config, callbacks, bar)
     finally:
         bar.close()
         for callback in callbacks:
@@ -93,6 +85,25 @@ def train(
     for backend in backends:
         backend.finish()
     return [h for backend in backends for h in backend.histories]
+
+
+def _run(
+    backends: Sequence[StepBackend],
+    config: TrainConfig,
+    callbacks: Sequence[EpochCallback],
+    bar: tqdm,
+) -> None:
+    """The epochs: callbacks' train start, then per epoch their start, the pass, their end."""
+    for callback in callbacks:
+        callback.on_train_start(backends)
+    for epoch in bar:
+        if not any(any(b.live) for b in backends):
+            break
+        for callback in callbacks:
+            callback.on_epoch_start(epoch, backends)
+        _epoch(backends, config, epoch, bar)
+        for callback in callbacks:
+            callback.on_epoch_end(epoch, backends)
 
 
 def _epoch(backends: Sequence[StepBackend], config: TrainConfig, epoch: int, bar: tqdm) -> None:

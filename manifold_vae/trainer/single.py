@@ -145,7 +145,7 @@ class SingleBackend(StepBackend):
             batch = batch + noise[0]
         with self.own_rng():
             try:
-                terms = self.vae.elbo(batch, num_samples=num_samples, beta=beta)
+                terms = self.vae.elbo(batch, num_samples=num_samples, beta=beta, validate=False)
             except ValueError as error:  # invalid posterior parameters (e.g. infinite time)
                 return None, [(0, str(error))]
         return ELBO(*(t.unsqueeze(0) for t in terms)), []

@@ -10,13 +10,15 @@ import manifold_vae
 def test_lazy_public_names():
     from manifold_vae.ensemble import fit_ensemble
     from manifold_vae.training import History, fit
-    from manifold_vae.vae import VAE
+    from manifold_vae.vae import VAE, seeded
 
+    assert manifold_vae.seeded is seeded
     assert manifold_vae.fit_ensemble is fit_ensemble
     assert manifold_vae.VAE is VAE
     assert manifold_vae.fit is fit
     assert manifold_vae.History is History
-    assert set(manifold_vae.__all__) == {"VAE", "History", "__version__", "fit", "fit_ensemble"}
+    public = {"VAE", "History", "__version__", "fit", "fit_ensemble", "seeded"}
+    assert set(manifold_vae.__all__) == public
 
 
 def test_unknown_attribute_raises_attribute_error():
