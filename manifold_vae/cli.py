@@ -1,4 +1,4 @@
-"""The ``manifold-vae`` command line: ``demo``, ``train``, ``reproduce`` and ``bench``."""
+"""The ``manifold-vae`` command line: ``demo``, ``train``, ``reproduce``, ``sweep``, ``bench``."""
 
 from __future__ import annotations
 
@@ -137,6 +137,33 @@ def build_parser() -> argparse.ArgumentParser:
         "(default: a rendered object)",
     )
     repro.add_argument("--no-progress", action="store_true", help="hide the progress bars")
+    repro.add_argument(
+        "--ray",
+        nargs="?",
+        const="",
+        default=None,
+        metavar="ADDRESS",
+        help="train the grid's ensemble groups as Ray tasks: on the cluster at ADDRESS, or on "
+        "a local Ray instance without it (needs pip install -e .[ray]); same numbers",
+    )
+    sweep = commands.add_parser(
+        "sweep",
+        help="hyperparameter search over the options of 'train' with Ray Tune",
+        description="Run the sweep of CONFIG.toml (grid or random search, ASHA early stopping "
+        "on the held-out negative ELBO) and write results.csv, results.md, curves.png and each "
+        "trial's model into --out (see docs/sweeps.md; needs pip install -e .[ray]).",
+    )
+    sweep.add_argument("config", type=Path, metavar="CONFIG.toml", help="the sweep's config")
+    sweep.add_argument("--out", type=Path, required=True, help="output folder (created)")
+    sweep.add_argument(
+        "--ray", default=None, metavar="ADDRESS", help="a Ray cluster to join (default: local)"
+    )
+    sweep.add_argument(
+        "--max-concurrent", type=int, default=None, metavar="N", help="trials at once"
+    )
+    sweep.add_argument(
+        "--resume", action="store_true", help="continue the sweep in --out (finished trials stay)"
+    )
     commands.add_parser(
         "bench",
         help="throughput and accuracy benchmark of the distributions (arguments of "
@@ -198,6 +225,7 @@ def _train(args: argparse.Namespace) -> int:
 
 def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
     import shlex
+    from functools import partial
 
     from .reproduce import EXPERIMENTS, reproduce
 
@@ -207,7 +235,8 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
             takers = [n for n, e in EXPERIMENTS.items() if "coil20" in e.cli_options]
             raise ValueError(f"--coil20 applies to {', '.join(takers)} only")
         options["coil20"] = args.coil20
-    report = reproduce(
+    run = partial(
+        reproduce,
         args.name,
         args.out,
         budget=args.budget,
@@ -215,11 +244,35 @@ def _reproduce(args: argparse.Namespace, argv: Sequence[str]) -> int:
         command=shlex.join(["manifold-vae", *argv]),
         **options,
     )
+    if args.ray is None:
+        report = run()
+    else:
+        from .distributed import RayGroupTrainer, ray_session
+
+        with ray_session(args.ray):
+            report = run(trainer=RayGroupTrainer())
     print(f"{report.title}: {report.seconds:.0f} s")
     print(
         f"wrote {args.out / 'report.md'}, {args.out / 'results.json'} and "
         f"{len(report.figures)} figures"
     )
+    return 0
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from .distributed.sweep import best_value, run_sweep
+    from .distributed.sweep_config import load_sweep
+
+    config = load_sweep(args.config)  # a bad config fails here, before Ray starts
+    result = run_sweep(
+        config, args.out, address=args.ray, max_concurrent=args.max_concurrent, resume=args.resume
+    )
+    best = result.best()
+    print(
+        f"{len(result.records)} trials ({len(result.ran)} run now); best {best['key']}: "
+        f"held-out negative ELBO {best_value(best):.4g}"
+    )
+    print(f"wrote {result.table_csv}, {result.table_md} and the trials' models into {args.out}")
     return 0
 
 
@@ -247,6 +300,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "reproduce":
             return _reproduce(args, argv)
+        if args.command == "sweep":
+            return _sweep(args)
         return _demo(args) if args.command == "demo" else _train(args)
     except ValueError as error:
         parser.error(str(error))

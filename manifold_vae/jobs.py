@@ -162,7 +162,7 @@ def load_data(source: str, n: int = 1000, noise: float = 0.1, seed: int = 0) -> 
     if array.dtype.kind not in "biuf":
         kind = "complex numbers" if array.dtype.kind == "c" else f"values of type {array.dtype}"
         raise ValueError(f"{path} holds {kind}; the data must be real numbers")
-    data = torch.as_tensor(np.asarray(array, dtype=np.float32))
+    data = torch.from_numpy(np.array(array, dtype=np.float32))  # a writable copy
     return LatentDataset(data, torch.empty(len(data), 0), path.name)
 
 

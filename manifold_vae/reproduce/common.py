@@ -8,7 +8,9 @@ import math
 import platform
 import re
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -33,6 +35,8 @@ from .budget import Budget
 __all__ = [
     "JSON_DIGITS",
     "RESTART_SEED",
+    "EnsembleGroup",
+    "GroupTrainer",
     "Member",
     "Report",
     "build_members",
@@ -44,11 +48,13 @@ __all__ = [
     "environment",
     "evaluate",
     "group_runs",
+    "group_trainer",
     "health_columns",
     "json_text",
     "markdown_table",
     "member_records",
     "plot_histories",
+    "train_groups_locally",
     "train_members",
 ]
 
@@ -130,23 +136,100 @@ def _starts(member: Member) -> list[tuple[VAE, int]]:
     return [(member.vae, member.seed), *member.candidates]
 
 
+@dataclass
+class EnsembleGroup:
+    """One unit of a grid's training: the models that one :func:`fit_ensemble` call trains.
+
+    Its result depends on nothing but its own contents: each member's data order and latent
+    noise come from its own ``seed`` (see :func:`build_members`), never from the order in
+    which groups are trained or from where (:func:`group_trainer`).
+
+    Attributes
+    ----------
+    vaes : list of VAE
+        The members (one model shape), trained in place.
+    data : list of Tensor, shape=[N, *data_shape] each
+        Each member's training data (one size ``N``).
+    seeds : list of int
+        Each member's seed.
+    config : TrainConfig
+        The shared training options.
+    device : str, optional
+        Where to train.
+    """
+
+    vaes: list[VAE]
+    data: list[Tensor]
+    seeds: list[int]
+    config: TrainConfig
+    device: str | None = None
+
+    def train(self) -> list[History]:
+        """Train the members in place (:func:`fit_ensemble`); one history per member."""
+        return fit_ensemble(
+            self.vaes, self.data, seeds=self.seeds, device=self.device, config=self.config
+        )
+
+
+#: How a grid's ensemble groups are trained: ``trainer(groups)`` trains every group in place
+#: and returns its histories, one list per group in the order given.
+GroupTrainer = Callable[[Sequence[EnsembleGroup]], list[list[History]]]
+
+
+def train_groups_locally(groups: Sequence[EnsembleGroup]) -> list[list[History]]:
+    """The default :data:`GroupTrainer`: one group after another, in this process."""
+    return [group.train() for group in groups]
+
+
+_GROUP_TRAINER: ContextVar[GroupTrainer] = ContextVar("group_trainer", default=train_groups_locally)
+
+
+@contextmanager
+def group_trainer(trainer: GroupTrainer | None) -> Iterator[None]:
+    """Within the block, :func:`train_members` trains its ensemble groups with ``trainer``.
+
+    ``None`` keeps the current one (by default :func:`train_groups_locally`); e.g.
+    :class:`manifold_vae.distributed.RayGroupTrainer` runs each group as a Ray task. The
+    setting is a context variable: it does not leak out of the block (or into other threads).
+    """
+    if trainer is None:
+        yield
+        return
+    if not callable(trainer):
+        raise ValueError(f"trainer must be callable, got {trainer!r}")
+    token = _GROUP_TRAINER.set(trainer)
+    try:
+        yield
+    finally:
+        _GROUP_TRAINER.reset(token)
+
+
 def _fit_runs(
     runs: Sequence[tuple[Tensor, VAE, int]], config: TrainConfig, device: str | None
 ) -> list[History]:
-    """Train ``(data, model, seed)`` runs in place, one ensemble per model shape and data size."""
-    groups: dict[tuple, list[int]] = {}
+    """Train ``(data, model, seed)`` runs in place, one ensemble per model shape and data size.
+
+    The groups go to the current :data:`GroupTrainer` (:func:`group_trainer`).
+    """
+    rows_of: dict[tuple, list[int]] = {}
     for i, (data, vae, _) in enumerate(runs):
-        groups.setdefault((ensemble_key(vae), len(data)), []).append(i)
-    histories: list[History | None] = [None] * len(runs)
-    for rows in groups.values():
-        trained = fit_ensemble(
+        rows_of.setdefault((ensemble_key(vae), len(data)), []).append(i)
+    groups = [
+        EnsembleGroup(
             [runs[i][1] for i in rows],
             [runs[i][0] for i in rows],
-            seeds=[runs[i][2] for i in rows],
-            device=device,
-            config=config,
+            [runs[i][2] for i in rows],
+            config,
+            device,
         )
-        for i, history in zip(rows, trained, strict=True):
+        for rows in rows_of.values()
+    ]
+    trained = _GROUP_TRAINER.get()(groups)
+    if len(trained) != len(groups):
+        raise ValueError(f"the group trainer returned {len(trained)} results for {len(groups)}")
+    histories: list[History | None] = [None] * len(runs)
+    for rows, group_histories in zip(rows_of.values(), trained, strict=True):
+        for i, history in zip(rows, group_histories, strict=True):
             runs[i][1].cpu()
             histories[i] = history
     return histories  # type: ignore[return-value]

@@ -20,7 +20,7 @@ from typing import Any
 
 from ..registry import Registry
 from .budget import Budget, parse_budget
-from .common import Report
+from .common import GroupTrainer, Report, group_trainer
 
 __all__ = ["EXPERIMENTS", "Experiment", "reproduce"]
 
@@ -87,6 +87,7 @@ def reproduce(
     budget: str | Budget | None = None,
     progress: bool = True,
     command: str | None = None,
+    trainer: GroupTrainer | None = None,
     **options: Any,
 ) -> Report:
     """Run experiment ``name`` and write its report into ``out``.
@@ -104,6 +105,11 @@ def reproduce(
         Progress bars.
     command : str, optional
         The command line to record in the report (default: the equivalent CLI call).
+    trainer : GroupTrainer, optional
+        How the grid's ensemble groups are trained (:func:`~.common.group_trainer`): by
+        default one after another in this process; e.g. a
+        :class:`manifold_vae.distributed.RayGroupTrainer` runs them as Ray tasks. The numbers
+        do not depend on it.
     options
         Extra keyword arguments of the experiment (e.g. ``coil20=`` for ``chapter-10``).
 
@@ -123,7 +129,8 @@ def reproduce(
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    report = experiment.run(out, budget=budget, progress=progress, **options)
+    with group_trainer(trainer):
+        report = experiment.run(out, budget=budget, progress=progress, **options)
     report.seconds = time.perf_counter() - start
     if command is None:
         command = shlex.join(
