@@ -110,8 +110,10 @@ class TorusHeatKernel(BrownianTime, WrappedNormalSummaries, TorchDistribution):
         return (LOG_2PI - circle_kl_to_uniform_table(self.time)).sum(-1)
 
     def __repr__(self) -> str:
+        n = self.event_shape[0]
+        space = "the circle S^1 as a 1-torus" if n == 1 else f"T^{n}"
         return (
-            f"{type(self).__name__}(n={self.event_shape[0]}, loc: {tuple(self.loc.shape)}, "
+            f"{type(self).__name__}(n={n}: {space}, loc: {tuple(self.loc.shape)}, "
             f"time: {tuple(self.time.shape)})"
         )
 

@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any, TypeVar
@@ -38,6 +37,7 @@ from typing import Any, TypeVar
 import torch
 from torch import nn
 
+from .files import atomic_write_with
 from .likelihoods import LIKELIHOODS, likelihood_from_spec
 from .manifolds import manifold_from_spec
 
@@ -47,10 +47,12 @@ __all__ = [
     "FORMAT_VERSION",
     "NETWORKS",
     "REQUIRED_KEYS",
+    "TENSOR_ENTRIES",
     "atomic_save",
     "load_vae",
     "payload_digest",
     "read_header",
+    "read_training",
     "save_vae",
 ]
 
@@ -74,6 +76,8 @@ REQUIRED_KEYS = (
     "dtype",
     "state_dict",
 )
+#: Entries of tensors (digested by their bytes); the other entries are JSON-able values.
+TENSOR_ENTRIES = ("state_dict", "training_tensors")
 #: The networks of a VAE that may be custom (passed to its constructor and to :func:`load_vae`).
 NETWORKS = ("encoder", "decoder")
 
@@ -87,23 +91,14 @@ def _package_version() -> str:
 
 
 def atomic_save(obj: Any, path: str | os.PathLike) -> None:
-    """``torch.save`` to a temporary file in the same folder, then rename over ``path``.
+    """``torch.save`` to a temporary file in the same folder, then rename over ``path``
+    (:func:`manifold_vae.files.atomic_write_with`; its folder is created).
 
     A crash mid-write leaves the previous file intact.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(obj, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    atomic_write_with(path, lambda f: torch.save(obj, f))
 
 
 def payload_digest(header: dict[str, Any]) -> str:
@@ -118,7 +113,7 @@ def payload_digest(header: dict[str, Any]) -> str:
     ValueError
         If the config is not JSON-able or the state dict is not a dict of tensors.
     """
-    config = {k: v for k, v in header.items() if k not in ("state_dict", "digest")}
+    config = {k: v for k, v in header.items() if k not in (*TENSOR_ENTRIES, "digest")}
     state = header.get("state_dict")
     if not isinstance(state, dict):
         raise ValueError(f"the state_dict entry is a {type(state).__name__}, not a dict")
@@ -129,16 +124,24 @@ def payload_digest(header: dict[str, Any]) -> str:
         raise ValueError(
             f"the checkpoint's config is not plain JSON-able values: {error}"
         ) from None
-    for name in sorted(state):
-        tensor = state[name]
-        if not torch.is_tensor(tensor):
-            raise ValueError(
-                f"state_dict entry {name!r} is a {type(tensor).__name__}, not a tensor"
-            )
-        tensor = tensor.detach().cpu().contiguous()
-        digest.update(f"\n{name}\n{tensor.dtype}\n{tuple(tensor.shape)}\n".encode())
-        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
+    _digest_tensors(digest, "state_dict", state, "")
+    if "training_tensors" in header:  # only in checkpoints that can resume training
+        digest.update(b"\ntraining_tensors")
+        _digest_tensors(digest, "training_tensors", header["training_tensors"], "")
     return digest.hexdigest()
+
+
+def _digest_tensors(digest: Any, entry: str, tensors: Any, prefix: str) -> None:
+    """Feed each tensor of the dict ``tensors`` (name, dtype, shape, bytes) to ``digest``."""
+    if not isinstance(tensors, dict):
+        raise ValueError(f"the {entry} entry is a {type(tensors).__name__}, not a dict")
+    for name in sorted(tensors):
+        tensor = tensors[name]
+        if not torch.is_tensor(tensor):
+            raise ValueError(f"{entry} entry {name!r} is a {type(tensor).__name__}, not a tensor")
+        tensor = tensor.detach().cpu().contiguous()
+        digest.update(f"\n{prefix}{name}\n{tensor.dtype}\n{tuple(tensor.shape)}\n".encode())
+        digest.update(tensor.reshape(-1).view(torch.uint8).numpy().tobytes())
 
 
 def _network_class(module: nn.Module) -> str:
@@ -146,11 +149,18 @@ def _network_class(module: nn.Module) -> str:
     return f"{cls.__module__}.{cls.__qualname__}"
 
 
-def save_vae(vae: Any, path: str | os.PathLike) -> None:
+def save_vae(
+    vae: Any,
+    path: str | os.PathLike,
+    training: tuple[dict[str, Any], dict[str, torch.Tensor]] | None = None,
+) -> None:
     """Write ``vae`` (a :class:`~manifold_vae.vae.VAE`; see :meth:`~manifold_vae.vae.VAE.save`).
 
     A custom network is recorded by its class name (for messages only) and its weights; the
-    module itself is not stored.
+    module itself is not stored. ``training``, the state that resumes a training run (plain
+    JSON-able values and named tensors, :class:`manifold_vae.trainer.TrainingState`), is
+    stored beside the model (entries ``training`` and ``training_tensors``) and covered by the
+    digest.
     """
     header: dict[str, Any] = {
         "format": FORMAT,
@@ -169,8 +179,25 @@ def save_vae(vae: Any, path: str | os.PathLike) -> None:
             for name in NETWORKS
         },
     }
+    if training is not None:
+        header["training"], tensors = training
+        header["training_tensors"] = {k: v.detach().cpu() for k, v in tensors.items()}
     header["digest"] = payload_digest(header)
     atomic_save(header, path)
+
+
+def read_training(
+    path: str | os.PathLike,
+) -> tuple[dict[str, Any], dict[str, torch.Tensor]] | None:
+    """The training state stored in a checkpoint by :func:`save_vae` (verified like the rest of
+    the file), or ``None`` when the file holds a model only."""
+    header = read_header(path)
+    if "training" not in header:
+        return None
+    tensors = header.get("training_tensors")
+    if not isinstance(header["training"], dict) or not isinstance(tensors, dict):
+        raise ValueError(f"{path} is a damaged manifold-vae checkpoint: bad training state")
+    return header["training"], tensors
 
 
 def _check_archive(path: Path) -> None:
@@ -351,4 +378,4 @@ def load_vae(
         raise ValueError(f"{path} is a damaged manifold-vae checkpoint{fit}: {error}") from error
     if map_location is not None:
         vae.to(map_location)
-    return vae
+    return vae.eval()  # for use; fit puts it back in training mode

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import numbers
 import os
@@ -17,10 +18,19 @@ from .datasets import LatentDataset, sinusoids
 from .evaluation import has_recovered_angles, phase_recovery
 from .files import atomic_write, write_json
 from .likelihoods import LIKELIHOODS, Gaussian, Likelihood
-from .manifolds import MANIFOLDS, Circle, Euclidean, LatentManifold
+from .manifolds import MANIFOLDS, Circle, Euclidean, LatentManifold, Product
 from .plots import plot_latent
 from .runs import RunFolder
-from .trainer import History, MetricsLog, Validation, check_device
+from .trainer import (
+    EpochCallback,
+    History,
+    MetricsLog,
+    TensorBoardLog,
+    TrainingState,
+    Validation,
+    check_device,
+    read_training_state,
+)
 from .training import fit
 from .vae import VAE
 
@@ -33,6 +43,7 @@ __all__ = [
     "load_data",
     "make_likelihood",
     "parse_latent",
+    "resume_job",
     "run_demo",
     "split_held_out",
     "train_job",
@@ -100,7 +111,10 @@ def check_memory(needed: int, device: torch.device) -> None:
 def parse_latent(text: str) -> LatentManifold:
     """A manifold from ``NAME`` or ``NAME:ARG``: ``euclidean:2``, ``circle``, ``flat-torus:3``,
     ``clifford-torus``, or any registered manifold; ``ARG`` is an integer passed as the class's
-    first constructor argument."""
+    first constructor argument. ``A*B*...`` is the product of such manifolds."""
+    parts = text.split("*")
+    if len(parts) > 1:
+        return Product(*map(parse_latent, parts))
     name, _, arg = text.partition(":")
     if name not in MANIFOLDS:
         raise ValueError(f"unknown latent {name!r}; choose from {list(MANIFOLDS.names())}")
@@ -141,6 +155,7 @@ def make_likelihood(name: str, sigma_x: float = 1.0) -> Likelihood:
 def load_data(source: str, n: int = 1000, noise: float = 0.1, seed: int = 0) -> LatentDataset:
     """Built-in ``sinusoids`` (thesis Sec. 5.1) or a ``.npy`` file of shape ``(N, ...)``."""
     if source == "sinusoids":
+        seed = check_seed(seed)
         return sinusoids(n=n, noise=noise, seed=seed)
     path = Path(source)
     if path.suffix != ".npy":
@@ -219,6 +234,7 @@ def train_job(
     overwrite: bool = False,
     val_fraction: float = 0.0,
     patience: int | None = None,
+    data_source: dict[str, Any] | None = None,
 ) -> TrainResult:
     """Train a VAE in the run folder ``out``: ``model.pt``, ``metrics.json``, ``metrics.jsonl``,
     ``latent.png`` and ``run.json``.
@@ -229,7 +245,11 @@ def train_job(
     (:func:`split_held_out`) for the held-out loss logged after every epoch, and ``patience``
     stops training when it has not improved for that many epochs
     (:class:`~manifold_vae.trainer.Validation`). Training that diverges keeps its last good
-    epoch (the initial model when the first epoch diverges) and says so in ``stopped``.
+    epoch (the initial model when the first epoch diverges) and says so in ``stopped``. Every
+    epoch's checkpoint holds the training state, so an interrupted run continues with
+    :func:`resume_job` when ``data_source`` (the arguments of :func:`load_data`) says where
+    its data comes from. With the ``tensorboard`` package installed, the per-epoch scalars
+    also go to ``tensorboard/``.
 
     The metrics hold the training history, the final ELBO terms on the training data (and the
     held-out loss), the wall time and, when the dataset has true angles and the latent declares
@@ -250,11 +270,12 @@ def train_job(
     target = check_device(device) if device is not None else torch.device("cpu")
     shape = tuple(dataset.data.shape[1:])
     check_memory(training_bytes(latent, shape, likelihood, hidden, depth), target)
-    train_index, held_index = split_held_out(len(dataset.data), val_fraction, seed)
+    split_held_out(len(dataset.data), val_fraction, seed)  # checks val_fraction
     config = {
         "latent": latent.spec(),
         "likelihood": likelihood.spec(),
         "dataset": dataset.name,
+        "data_source": data_source,
         "n": len(dataset.data),
         "epochs": epochs,
         "batch_size": batch_size,
@@ -268,38 +289,123 @@ def train_job(
     }
     with RunFolder(out, overwrite=overwrite) as run:
         run.write_record(config)
-        data, held_out = dataset.data[train_index], dataset.data[held_index]
         with torch.random.fork_rng():
             torch.manual_seed(seed)  # network initialisation
-            vae = VAE(latent, tuple(data.shape[1:]), likelihood, hidden=hidden, depth=depth)
-        validation = Validation(held_out, patience=patience, seed=seed) if len(held_out) else None
-        callbacks = [*([validation] if validation else []), MetricsLog(run.metrics_log, validation)]
-        start = time.perf_counter()
-        history = fit(
-            vae,
-            data,
-            epochs=epochs,
-            batch_size=batch_size,
-            lr=lr,
-            seed=seed,
-            device=device,
-            progress=progress,
-            checkpoint=run.checkpoint,
-            callbacks=callbacks,
-        )
-        seconds = time.perf_counter() - start
-        if not run.checkpoint.exists():  # no good epoch: keep the initial model
-            vae.save(run.checkpoint)
-        vae.cpu()
-        colour = dataset.latent[train_index] if dataset.latent.numel() else None
-        metrics = _metrics(vae, data, colour, history, seconds, config)
-        if validation is not None:
-            metrics["held_out"] = {"n": len(held_out), "loss": validation.losses.get((0, 0), [])}
-        write_json(run.metrics, metrics)
-        plot_path = plot_latent(
-            vae, data, run.plot, colour=colour, title=f"{latent!r} on {dataset.name}"
-        )
+            vae = VAE(latent, shape, likelihood, hidden=hidden, depth=depth)
+        return _train_in(run, vae, dataset, config, progress)
+
+
+def resume_job(out: str | Path, progress: bool = True) -> TrainResult:
+    """Continue the run in the folder ``out`` (written by :func:`train_job`) to its last epoch.
+
+    Everything comes from the folder: the options from ``run.json``, the model and its
+    training state (optimiser, random streams, history) from ``model.pt``, the data from the
+    source recorded in ``run.json`` (built-in sinusoids or a ``.npy`` file, read again). The
+    final model is the one the uninterrupted run gives, bit for bit (on the same device);
+    ``metrics.jsonl`` continues (lines of epochs after the checkpoint's are dropped first).
+
+    Raises
+    ------
+    ValueError
+        If the folder holds no run to resume (no checkpoint, no training state, no
+        ``run.json`` or no recorded data source), the run has already finished, or the folder
+        is locked by another run.
+    """
+    with RunFolder(out, resume=True) as run:
+        try:
+            record = json.loads(run.record.read_text())
+            config = record["config"]
+        except (OSError, ValueError, KeyError, TypeError) as error:
+            raise ValueError(f"--resume {run.path}: no readable run.json ({error})") from None
+        source = config.get("data_source")
+        if not source:
+            raise ValueError(
+                f"--resume {run.path}: the run's data source is not recorded (it was not started "
+                "by manifold-vae train); resume it with fit(..., resume=read_training_state(path))"
+            )
+        state = read_training_state(run.checkpoint)
+        if state is None:
+            raise ValueError(f"--resume {run.path}: model.pt holds no training state")
+        if state.epoch >= config["epochs"]:
+            raise ValueError(
+                f"--resume {run.path}: the run has finished ({state.epoch} of {config['epochs']} "
+                "epochs)"
+            )
+        _drop_log_lines_after(run.metrics_log, state.epoch)
+        dataset = load_data(**source)
+        vae = VAE.load(run.checkpoint)
+        return _train_in(run, vae, dataset, config, progress, state)
+
+
+def _drop_log_lines_after(log: Path, epoch: int) -> None:
+    """Keep the lines of ``log`` (``metrics.jsonl``) of epochs up to ``epoch``."""
+    if not log.exists():
+        return
+    kept = []
+    for line in log.read_text().splitlines():
+        try:
+            if json.loads(line)["epoch"] <= epoch:
+                kept.append(line + "\n")
+        except (ValueError, KeyError, TypeError):
+            continue  # a line cut short by a crash
+    atomic_write(log, "".join(kept))
+
+
+def _train_in(
+    run: RunFolder,
+    vae: VAE,
+    dataset: LatentDataset,
+    config: dict[str, Any],
+    progress: bool,
+    state: TrainingState | None = None,
+) -> TrainResult:
+    """Train ``vae`` as ``config`` says in ``run``'s folder (continuing ``state``); write the
+    metrics and the plot."""
+    train_index, held_index = split_held_out(
+        len(dataset.data), config["val_fraction"], config["seed"]
+    )
+    data, held_out = dataset.data[train_index], dataset.data[held_index]
+    validation = None
+    if len(held_out):
+        validation = Validation(held_out, patience=config["patience"], seed=config["seed"])
+    callbacks: list[EpochCallback] = [MetricsLog(run.metrics_log, validation)]
+    if validation is not None:
+        callbacks.insert(0, validation)
+    if _has_tensorboard():
+        callbacks.append(TensorBoardLog(run.path / "tensorboard", validation))
+    start = time.perf_counter()
+    history = fit(
+        vae,
+        data,
+        epochs=config["epochs"],
+        batch_size=config["batch_size"],
+        lr=config["lr"],
+        seed=config["seed"],
+        device=config["device"],
+        progress=progress,
+        checkpoint=run.checkpoint,
+        callbacks=callbacks,
+        resume=state,
+    )
+    seconds = time.perf_counter() - start
+    if not run.checkpoint.exists():  # no good epoch: keep the initial model
+        vae.save(run.checkpoint)
+    vae.cpu()
+    colour = dataset.latent[train_index] if dataset.latent.numel() else None
+    metrics = _metrics(vae, data, colour, history, seconds, config)
+    if validation is not None:
+        metrics["held_out"] = {"n": len(held_out), "loss": validation.losses.get((0, 0), [])}
+    write_json(run.metrics, metrics)
+    title = f"{vae.latent!r} on {dataset.name}"
+    plot_path = plot_latent(vae, data, run.plot, colour=colour, title=title)
     return TrainResult(vae, metrics, run.checkpoint, run.metrics, plot_path, history.stopped)
+
+
+def _has_tensorboard() -> bool:
+    """Whether TensorBoard logs can be written (the ``tensorboard`` package is installed)."""
+    import importlib.util
+
+    return importlib.util.find_spec("tensorboard") is not None
 
 
 def _metrics(

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import sys
 from pathlib import Path
 from types import TracebackType
@@ -35,7 +36,14 @@ except ImportError:  # pragma: no cover - Windows
 __all__ = ["LOCK_NAME", "RUN_FILES", "RunFolder"]
 
 #: The files of a run; a folder holding any of them holds a run.
-RUN_FILES = ("model.pt", "metrics.json", "metrics.jsonl", "latent.png", "run.json")
+RUN_FILES = (
+    "model.pt",
+    "metrics.json",
+    "metrics.jsonl",
+    "latent.png",
+    "run.json",
+    "tensorboard",
+)
 #: The lock file's name inside a run folder.
 LOCK_NAME = ".lock"
 
@@ -156,7 +164,11 @@ class RunFolder:
                 "replace it or --resume to continue it, or choose another folder"
             )
         for name in present:
-            (self.path / name).unlink()
+            path = self.path / name
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path)
+            else:
+                path.unlink()
 
     def close(self) -> None:
         """Release the lock (idempotent)."""

@@ -21,6 +21,7 @@ from .trainer import (
     SaveCheckpoint,
     SingleBackend,
     TrainConfig,
+    TrainingState,
     decoder_sigma,
     learning_rate,
     resolve_config,
@@ -55,6 +56,7 @@ def fit(
     callbacks: Sequence[EpochCallback] = (),
     restarts: int = 1,
     screen_epochs: int | None = None,
+    resume: TrainingState | None = None,
 ) -> History:
     r"""Train ``vae`` on ``data`` by minibatch Adam on the mean negative ELBO.
 
@@ -112,7 +114,14 @@ def fit(
         separate). The keyword options must then keep their defaults (``ValueError``
         otherwise, rather than ignoring one).
     callbacks : sequence of EpochCallback
-        Extra epoch callbacks, run after the schedule, warm-up and checkpoint ones.
+        Extra epoch callbacks, run after the schedule and warm-up ones and before the
+        checkpoint is written (whose training state holds their states, if they keep one).
+    resume : TrainingState, optional
+        Continue a run from a checkpoint's training state
+        (:func:`~manifold_vae.trainer.read_training_state`), with ``vae`` loaded from the same
+        checkpoint and the options of the original run: the result equals the uninterrupted
+        run's bit for bit (on the same device). Epochs ``state.epoch + 1 .. epochs`` are
+        trained; the returned history covers them all. Not with ``restarts > 1``.
     restarts : int
         Train from this many starts and keep the one of lowest final training loss (the
         negative ELBO: an unsupervised choice). Start 0 is ``vae`` as passed, trained with
@@ -163,17 +172,44 @@ def fit(
     vae.likelihood.validate_data(data)
     device = resolve_device(device, vae)
     description = f"fit {vae.latent!r}"
-    extra = [SaveCheckpoint(checkpoint)] if checkpoint is not None else []
+    extra = [SaveCheckpoint(checkpoint, callbacks=callbacks)] if checkpoint is not None else []
+    if resume is not None:
+        _check_resume(resume, restarts, config)
     if restarts > 1:
         if screen_epochs is None:  # every start trains: save the kept one once, at the end
             extra = []
         (history,) = train_with_restarts(
-            [vae], [data], [seed], device, config, [*extra, *callbacks], restarts,
+            [vae], [data], [seed], device, config, [*callbacks, *extra], restarts,
             screen_epochs, False, [""], description,
         )  # fmt: skip
         if checkpoint is not None and screen_epochs is None:
             vae.save(checkpoint)
         return history
     backend = SingleBackend(vae, data, seed, device, config.lr, config.betas)
-    (history,) = train([backend], config, [*extra, *callbacks], description=description)
+    start = 0
+    if resume is not None:
+        backend.load_training_state(resume)
+        for callback in callbacks:
+            if callback.state_key is not None and callback.state_key in resume.callbacks:
+                callback.load_state_dict(resume.callbacks[callback.state_key])
+        start = resume.epoch
+    (history,) = train(
+        [backend], config, [*callbacks, *extra], description=description, start_epoch=start
+    )
     return history
+
+
+def _check_resume(resume: TrainingState, restarts: int, config: TrainConfig) -> None:
+    if not isinstance(resume, TrainingState):
+        raise ValueError(f"resume must be a TrainingState, got {type(resume).__name__}")
+    if restarts > 1:
+        raise ValueError("resume continues one run: it cannot be combined with restarts > 1")
+    if resume.epoch >= config.epochs:
+        raise ValueError(
+            f"resume: the run has already trained {resume.epoch} of epochs={config.epochs}"
+        )
+    if config.sigma_start is not None:
+        raise ValueError(
+            "resume: a run with a decoder warm-up (sigma_start) cannot be resumed, since its "
+            "checkpoints hold the tempered decoder scale"
+        )

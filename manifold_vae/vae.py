@@ -433,13 +433,19 @@ class VAE(nn.Module):
                     pyro.sample("latent", posterior)
 
     # --- persistence ---------------------------------------------------------------------
-    def save(self, path: str | os.PathLike) -> None:
+    def save(
+        self,
+        path: str | os.PathLike,
+        training: tuple[dict[str, Any], dict[str, Tensor]] | None = None,
+    ) -> None:
         """Write the weights and a config to rebuild the model to one file, atomically.
 
         Custom networks are saved by their weights only (and their class name): pass the
-        modules again to :meth:`load`. See :mod:`manifold_vae.checkpoint`.
+        modules again to :meth:`load`. ``training`` (written by the training loop's
+        checkpoints, :class:`~manifold_vae.trainer.TrainingState`) adds what resumes the run.
+        See :mod:`manifold_vae.checkpoint`.
         """
-        save_vae(self, path)
+        save_vae(self, path, training)
 
     @classmethod
     def load(
@@ -450,7 +456,7 @@ class VAE(nn.Module):
         encoder: nn.Module | None = None,
         decoder: nn.Module | None = None,
     ) -> VAE:
-        """Rebuild a model written by :meth:`save`, never unpickling code.
+        """Rebuild a model written by :meth:`save`, never unpickling code, in eval mode.
 
         Parameters
         ----------

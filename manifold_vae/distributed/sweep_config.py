@@ -71,10 +71,8 @@ def _number(value: Any, positive: bool = True) -> float:
 def latent_manifold(text: str) -> Any:
     """The manifold of ``manifold-vae train --latent TEXT``: ``NAME[:ARG]`` or ``A*B*...``."""
     from ..jobs import parse_latent
-    from ..manifolds import Product
 
-    parts = text.split("*")
-    return parse_latent(text) if len(parts) == 1 else Product(*map(parse_latent, parts))
+    return parse_latent(text)
 
 
 def _latent(value: Any) -> str:

@@ -20,6 +20,12 @@ from .callbacks import (
 from .config import History, Restarts, TrainConfig, check_sigma_start, resolve_config
 from .loop import default_callbacks, train
 from .monitoring import MetricsLog, TensorBoardLog, Validation
+from .resume import (
+    TrainingState,
+    graceful_interrupts,
+    interrupt_requested,
+    read_training_state,
+)
 from .single import SingleBackend
 from .stacked import StackedBackend
 
@@ -36,13 +42,17 @@ __all__ = [
     "StepBackend",
     "TensorBoardLog",
     "TrainConfig",
+    "TrainingState",
     "Validation",
     "adam",
     "check_device",
     "check_sigma_start",
     "decoder_sigma",
     "default_callbacks",
+    "graceful_interrupts",
+    "interrupt_requested",
     "learning_rate",
+    "read_training_state",
     "resolve_config",
     "resolve_device",
     "stop_message",

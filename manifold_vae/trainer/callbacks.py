@@ -84,7 +84,22 @@ def decoder_sigma(
 
 
 class EpochCallback:
-    """Base class of the loop's callbacks: every hook does nothing unless overridden."""
+    """Base class of the loop's callbacks: every hook does nothing unless overridden.
+
+    A callback whose state matters for the rest of a run (e.g. the held-out losses early
+    stopping compares) sets ``state_key`` and implements :meth:`state_dict` and
+    :meth:`load_state_dict`; checkpoints then store its state and a resumed run restores it.
+    """
+
+    #: Key of this callback's state in a checkpoint's training state (``None``: no state).
+    state_key: str | None = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """JSON-able state to store in checkpoints (with ``state_key``)."""
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict` when a run resumes."""
 
     def on_train_start(self, backends: Sequence[StepBackend]) -> None:
         """Before the first epoch."""
@@ -145,14 +160,30 @@ class DecoderWarmup(EpochCallback):
 class SaveCheckpoint(EpochCallback):
     """Saves member ``member`` of the first backend to ``path`` after each of its good epochs.
 
-    Written atomically (:meth:`manifold_vae.VAE.save`); a member that has stopped is not
-    saved again, so the file keeps its last good epoch.
+    Written atomically (:meth:`manifold_vae.VAE.save`) when the member completed the epoch
+    (its weights are then those of the epoch's end, also when a callback before this one
+    stopped it early); a member that stopped before or during an epoch is not saved again, so
+    the file keeps its last good epoch. When the backend can resume (a
+    :class:`~manifold_vae.trainer.single.SingleBackend`) the file also holds its
+    :class:`~manifold_vae.trainer.resume.TrainingState`, with the states of ``callbacks``
+    that keep one, so that ``fit(..., resume=...)`` continues the run bit for bit.
     """
 
-    def __init__(self, path: str | os.PathLike, member: int = 0) -> None:
+    def __init__(
+        self,
+        path: str | os.PathLike,
+        member: int = 0,
+        callbacks: Sequence[EpochCallback] = (),
+    ) -> None:
         self.path, self.member = path, member
+        self.callbacks = [c for c in callbacks if c.state_key is not None]
 
     def on_epoch_end(self, epoch: int, backends: Sequence[StepBackend]) -> None:
         backend = backends[0]
-        if backend.live[self.member]:
-            backend.model(self.member).save(self.path)
+        if len(backend.histories[self.member].loss) != epoch + 1:
+            return  # the member did not complete this epoch (it stopped before or during it)
+        training = None
+        if hasattr(backend, "training_state"):
+            states = {c.state_key: c.state_dict() for c in self.callbacks}
+            training = backend.training_state(epoch + 1, states).to_checkpoint()
+        backend.model(self.member).save(self.path, training)

@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 from .backend import StepBackend, stop_message
 from .callbacks import DecoderWarmup, EpochCallback, LearningRateSchedule
 from .config import History, TrainConfig
+from .resume import interrupt_requested
 
 __all__ = ["default_callbacks", "train"]
 
@@ -54,6 +55,7 @@ def train(
     config: TrainConfig,
     callbacks: Sequence[EpochCallback] = (),
     description: str = "train",
+    start_epoch: int = 0,
 ) -> list[History]:
     """Train every member of ``backends`` for ``config.epochs`` epochs; their histories.
 
@@ -67,6 +69,8 @@ def train(
         Run after :func:`default_callbacks` ``(config)``, in order.
     description : str
         The progress bar's label.
+    start_epoch : int
+        The first (0-based) epoch to train: a resumed run's completed epochs.
 
     Returns
     -------
@@ -74,7 +78,14 @@ def train(
         One per member, backends in order.
     """
     callbacks = [*default_callbacks(config), *callbacks]
-    bar = tqdm(range(config.epochs), desc=description, disable=not config.progress, leave=False)
+    bar = tqdm(
+        range(start_epoch, config.epochs),
+        desc=description,
+        disable=not config.progress,
+        leave=False,
+        initial=start_epoch,
+        total=config.epochs,
+    )
     try:  # gradients on even when fit is called inside torch.no_grad()
         with torch.enable_grad():
             _run(backends, config, callbacks, bar)
@@ -101,19 +112,32 @@ def _run(
             break
         for callback in callbacks:
             callback.on_epoch_start(epoch, backends)
-        _epoch(backends, config, epoch, bar)
+        if not _epoch(backends, config, epoch, bar):
+            _interrupt(backends, epoch)
+            break
         for callback in callbacks:
             callback.on_epoch_end(epoch, backends)
 
 
-def _epoch(backends: Sequence[StepBackend], config: TrainConfig, epoch: int, bar: tqdm) -> None:
-    """One pass over the data for every member, then the histories and the good state."""
+def _interrupt(backends: Sequence[StepBackend], epoch: int) -> None:
+    """Stop every live member after a signal (:func:`~.resume.graceful_interrupts`)."""
+    reason = stop_message(("interrupted", str(interrupt_requested())), epoch)
+    for backend in backends:
+        for member in backend.live_members:
+            backend.stop_member(member, reason)
+
+
+def _epoch(backends: Sequence[StepBackend], config: TrainConfig, epoch: int, bar: tqdm) -> bool:
+    """One pass over the data for every member, then the histories and the good state;
+    ``False`` (the epoch left unfinished) when a signal asked training to stop."""
     orders = [backend.orders() for backend in backends]
     totals = [torch.zeros(backend.size, 3, dtype=torch.float64) for backend in backends]
     n = backends[0].n
     for start in range(0, n, config.batch_size):
         for backend, order, total in zip(backends, orders, totals, strict=True):
             _batch(backend, order[:, start : start + config.batch_size], config, epoch, total)
+        if interrupt_requested() is not None:
+            return False
     losses = []
     for backend, total in zip(backends, totals, strict=True):
         total /= backend.n
@@ -128,6 +152,7 @@ def _epoch(backends: Sequence[StepBackend], config: TrainConfig, epoch: int, bar
             backend.save_good()
     if losses:
         bar.set_postfix(loss=f"{math.fsum(losses) / len(losses):.4g}")
+    return True
 
 
 def _batch(

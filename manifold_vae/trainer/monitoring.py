@@ -79,6 +79,19 @@ class Validation(EpochCallback):
         self.num_samples, self.batch_size, self.seed = int(num_samples), int(batch_size), seed
         self.losses: dict[tuple[int, int], list[float]] = {}
 
+    state_key = "validation"
+
+    def state_dict(self) -> dict[str, Any]:
+        """The held-out losses so far (stored in checkpoints, for a resumed run's patience)."""
+        return {"losses": {f"{i},{m}": list(v) for (i, m), v in self.losses.items()}}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Restore :meth:`state_dict`."""
+        self.losses = {
+            tuple(int(k) for k in key.split(",")): list(values)
+            for key, values in state.get("losses", {}).items()
+        }
+
     def loss(self, vae: VAE, device: torch.device, epoch: int) -> float:
         """The held-out loss of ``vae`` (on ``device``), with the random numbers of ``epoch``."""
         total, count = 0.0, 0

@@ -13,6 +13,7 @@ from torch import Tensor
 from ..likelihoods import Likelihood
 from ..vae import ELBO, VAE
 from .backend import StepBackend, adam
+from .resume import TrainingState
 
 __all__ = ["SingleBackend"]
 
@@ -165,6 +166,46 @@ class SingleBackend(StepBackend):
 
     def step(self) -> None:
         self.optimizer.step()
+
+    # --- resuming ----------------------------------------------------------------------------
+    def training_state(self, epoch: int, callbacks: dict[str, Any]) -> TrainingState:
+        """The state after ``epoch`` completed epochs (the current, good one) to resume from."""
+        history = self.histories[0]
+        return TrainingState(
+            epoch=epoch,
+            optimizer=self.optimizer.state_dict(),
+            rng=[state.clone() for state in self._rng],
+            order=self.order_generators[0].get_state(),
+            history={
+                "loss": list(history.loss),
+                "reconstruction": list(history.reconstruction),
+                "kl": list(history.kl),
+            },
+            device=self.device.type,
+            callbacks=callbacks,
+        )
+
+    def load_training_state(self, state: TrainingState) -> None:
+        """Continue from ``state`` (the model's weights are already those of its epoch).
+
+        Raises
+        ------
+        ValueError
+            If the run trained on another type of device (its random stream differs there).
+        """
+        if state.device != self.device.type or len(state.rng) != len(self._rng):
+            raise ValueError(
+                f"the run trained on {state.device}; resume it there (device={state.device!r}), "
+                f"not on {self.device.type}"
+            )
+        self.optimizer.load_state_dict(state.optimizer)
+        self._rng = [rng.clone() for rng in state.rng]
+        self.order_generators[0].set_state(state.order)
+        history = self.histories[0]
+        history.loss[:] = state.history["loss"]
+        history.reconstruction[:] = state.history["reconstruction"]
+        history.kl[:] = state.history["kl"]
+        self.save_good()
 
     def save_good(self) -> None:
         self._good_state: dict[str, Any] = copy.deepcopy(self.vae.state_dict())
