@@ -11,6 +11,12 @@ r"""Exact KL divergences between the heat kernels and uniform distributions, reg
 * uniform against uniform: zero.
 * sphere heat kernel against the sphere's uniform: :math:`\log 4\pi - H(t)`, exact for every
   time (:func:`distributions._sphere_series.sphere_kl_to_uniform`).
+* von Mises-Fisher, Power Spherical and the hypersphere heat kernel against
+  :class:`~distributions.hypersphere.HypersphereUniform` of the same dimension: closed forms
+  (:func:`~distributions.vmf.vmf_kl_to_uniform`,
+  :func:`~distributions.power_spherical.power_spherical_kl_to_uniform`) and exact quadrature
+  (:func:`~distributions.hypersphere.hypersphere_heat_kl_to_uniform`); uniform against uniform:
+  zero. Different dimensions raise ``ValueError``.
 """
 
 from __future__ import annotations
@@ -22,8 +28,11 @@ from torch.distributions import register_kl
 from ._circle_kl import circle_kl, circle_kl_to_uniform_table
 from ._sphere_series import sphere_kl_to_uniform
 from .circle import CircleHeatKernel, CircleUniform
+from .hypersphere import HypersphereHeatKernel, HypersphereUniform
+from .power_spherical import PowerSpherical
 from .sphere import SphereHeatKernel, SphereUniform
 from .torus import TorusHeatKernel, TorusUniform
+from .vmf import VonMisesFisher
 
 __all__: list[str] = []
 
@@ -87,6 +96,33 @@ def _kl_sphere_heat_uniform(p: SphereHeatKernel, q: SphereUniform) -> Tensor:
 
 @register_kl(SphereUniform, SphereUniform)
 def _kl_sphere_uniform_uniform(p: SphereUniform, q: SphereUniform) -> Tensor:
+    return torch.zeros(
+        torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device
+    )
+
+
+def _check_dimension(p, q) -> None:
+    if p.event_shape != q.event_shape:
+        raise ValueError(
+            f"KL between distributions on spheres of different dimension: event shapes "
+            f"{tuple(p.event_shape)} and {tuple(q.event_shape)}"
+        )
+
+
+def _kl_hyperspherical_uniform(
+    p: VonMisesFisher | PowerSpherical | HypersphereHeatKernel, q: HypersphereUniform
+) -> Tensor:
+    _check_dimension(p, q)
+    return _batch_of(p, q, p.kl_to_uniform())
+
+
+for _family in (VonMisesFisher, PowerSpherical, HypersphereHeatKernel):
+    register_kl(_family, HypersphereUniform)(_kl_hyperspherical_uniform)
+
+
+@register_kl(HypersphereUniform, HypersphereUniform)
+def _kl_hypersphere_uniform_uniform(p: HypersphereUniform, q: HypersphereUniform) -> Tensor:
+    _check_dimension(p, q)
     return torch.zeros(
         torch.broadcast_shapes(p.batch_shape, q.batch_shape), dtype=p._dtype, device=p._device
     )

@@ -11,7 +11,13 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 #: Documents whose python blocks form one runnable script.
-DOCUMENTS = ["docs/manifolds.md", "docs/architecture.md", "docs/vae.md", "docs/sweeps.md"]
+DOCUMENTS = [
+    "docs/manifolds.md",
+    "docs/architecture.md",
+    "docs/vae.md",
+    "docs/sweeps.md",
+    "docs/spherical_families.md",
+]
 _BLOCK = re.compile(r"^```python\n(.*?)^```", re.DOTALL | re.MULTILINE)
 
 

@@ -80,6 +80,19 @@ def _sphere_bad_values(dtype):
     ]
 
 
+def _hypersphere_bad_values(d):
+    def values(dtype):
+        off = torch.zeros(d + 1, dtype=dtype)
+        off[0] = 2.0
+        return [
+            off,  # off the sphere
+            torch.ones(d + 2, dtype=dtype) / math.sqrt(d + 2),  # wrong event shape
+            torch.full((d + 1,), float("nan"), dtype=dtype),
+        ]
+
+    return values
+
+
 _SPHERE = {"bad_values": _sphere_bad_values, "to_support": _unit, "angular": False}
 
 EXAMPLES: list[Example] = [
@@ -185,6 +198,110 @@ EXAMPLES: list[Example] = [
         lambda dtype: D.SphereUniform(dtype=dtype, validate_args=True).expand((2,)),
         differentiable=False,
         **_SPHERE,
+    ),
+    Example(
+        "vmf-s2",
+        D.VonMisesFisher,
+        lambda dtype: D.VonMisesFisher(
+            _u([0.3, -0.4, 0.8], dtype), _t(5.0, dtype), validate_args=True
+        ),
+        bad_params=[
+            lambda dtype, v: D.VonMisesFisher(
+                _u([0.0, 0.0, 1.0], dtype), _t(-1.0, dtype), validate_args=v
+            ),
+            lambda dtype, v: D.VonMisesFisher(
+                _u([0.0, 0.0, 1.0], dtype), _t(float("inf"), dtype), validate_args=v
+            ),
+            lambda dtype, v: D.VonMisesFisher(
+                _t([0.0, 0.0, 2.0], dtype), _t(1.0, dtype), validate_args=v
+            ),
+        ],
+        **_SPHERE,
+    ),
+    Example(
+        "vmf-batched-s4",
+        D.VonMisesFisher,
+        lambda dtype: D.VonMisesFisher(
+            _u([[[1.0, 0.0, 0.0, 0.0, 0.0]], [[0.5, 0.5, -0.5, 0.1, 0.2]]], dtype),
+            _t([1e-8, 0.5, 40.0, 1e4, 1e8], dtype),
+            validate_args=True,
+        ),
+        bad_values=_hypersphere_bad_values(4),
+        to_support=_unit,
+        angular=False,
+    ),
+    Example(
+        "vmf-s1",
+        D.VonMisesFisher,
+        lambda dtype: D.VonMisesFisher(_u([0.6, 0.8], dtype), _t(3.0, dtype), validate_args=True),
+        bad_values=_hypersphere_bad_values(1),
+        to_support=_unit,
+        angular=False,
+    ),
+    Example(
+        "power-spherical-s2",
+        D.PowerSpherical,
+        lambda dtype: D.PowerSpherical(
+            _u([0.3, -0.4, 0.8], dtype), _t(5.0, dtype), validate_args=True
+        ),
+        bad_params=[
+            lambda dtype, v: D.PowerSpherical(
+                _u([0.0, 0.0, 1.0], dtype), _t(0.0, dtype), validate_args=v
+            ),
+            lambda dtype, v: D.PowerSpherical(
+                _t([0.0, float("nan"), 1.0], dtype), _t(1.0, dtype), validate_args=v
+            ),
+        ],
+        **_SPHERE,
+    ),
+    Example(
+        "power-spherical-batched-s9",
+        D.PowerSpherical,
+        lambda dtype: D.PowerSpherical(
+            _u([[1.0] * 10, [0.0] * 9 + [1.0]], dtype).unsqueeze(1),
+            _t([1e-8, 0.5, 40.0, 1e8], dtype),
+            validate_args=True,
+        ),
+        bad_values=_hypersphere_bad_values(9),
+        to_support=_unit,
+        angular=False,
+    ),
+    Example(
+        "hypersphere-heat-s3",
+        D.HypersphereHeatKernel,
+        lambda dtype: D.HypersphereHeatKernel(
+            _u([[0.5, 0.5, -0.5, 0.5], [0.0, 0.0, 0.0, 1.0]], dtype),
+            _t([0.7, 3.0], dtype),
+            validate_args=True,
+        ),
+        bad_params=[
+            lambda dtype, v: D.HypersphereHeatKernel(
+                _u([0.0, 0.0, 0.0, 1.0], dtype), _t(0.1, dtype), validate_args=v
+            ),
+            lambda dtype, v: D.HypersphereHeatKernel(
+                _u([0.0, 0.0, 0.0, 1.0], dtype), _t(float("inf"), dtype), validate_args=v
+            ),
+        ],
+        bad_values=_hypersphere_bad_values(3),
+        to_support=_unit,
+        angular=False,
+    ),
+    Example(
+        "hypersphere-heat-s2",
+        D.HypersphereHeatKernel,
+        lambda dtype: D.HypersphereHeatKernel(
+            _u([0.3, -0.4, 0.8], dtype), _t([1e-4, 0.3, 2.0], dtype), validate_args=True
+        ),
+        **_SPHERE,
+    ),
+    Example(
+        "hypersphere-uniform-s5",
+        D.HypersphereUniform,
+        lambda dtype: D.HypersphereUniform(5, dtype=dtype, validate_args=True).expand((2,)),
+        bad_values=_hypersphere_bad_values(5),
+        to_support=_unit,
+        angular=False,
+        differentiable=False,
     ),
     Example(
         "circle-uniform",

@@ -23,10 +23,21 @@ EVENT_DIMS = {
     D.TorusUniform: 1,
     D.SphereHeatKernel: 1,
     D.SphereUniform: 1,
+    D.VonMisesFisher: 1,
+    D.PowerSpherical: 1,
+    D.HypersphereHeatKernel: 1,
+    D.HypersphereUniform: 1,
 }
 #: Classes with a single mean direction per batch element (a vector event), whose mean
 #: resultant length has shape ``batch_shape``; on the circle and tori it is one per factor.
-ONE_DIRECTION = {D.SphereHeatKernel, D.SphereUniform}
+ONE_DIRECTION = {
+    D.SphereHeatKernel,
+    D.SphereUniform,
+    D.VonMisesFisher,
+    D.PowerSpherical,
+    D.HypersphereHeatKernel,
+    D.HypersphereUniform,
+}
 SAMPLE_SHAPES = [torch.Size(), torch.Size([4]), torch.Size([2, 3])]
 DTYPES = [torch.float32, torch.float64]
 

@@ -19,7 +19,7 @@ from tests.distributions.registry import EXAMPLES
 
 DTYPES = [torch.float32, torch.float64]
 #: Every constructor argument an error message may name.
-PARAM_NAMES = ("loc", "time", "n")
+PARAM_NAMES = ("loc", "time", "concentration", "n", "d")
 _PARAM_WORD = re.compile(r"\b(" + "|".join(PARAM_NAMES) + r")\b")
 
 examples = pytest.mark.parametrize("example", EXAMPLES, ids=lambda e: e.name)
