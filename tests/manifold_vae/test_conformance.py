@@ -80,6 +80,8 @@ def _reference(example) -> Any:
             return D.TorusUniform(shape[0], dtype=dtype)
         if name.startswith("Sphere"):
             return D.SphereUniform(dtype=dtype)
+        if name in ("VonMisesFisher", "PowerSpherical") or name.startswith("Hypersphere"):
+            return D.HypersphereUniform(shape[0] - 1, dtype=dtype)  # unit vectors of R^(d+1)
         raise AssertionError(f"test_conformance.py knows no reference distribution for {name}")
 
     return make
