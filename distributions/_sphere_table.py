@@ -25,7 +25,8 @@ The coefficients are computed once per ``(dtype, device)``, from the float64 ima
 at the Chebyshev points of every cell (exact to a few float64 unit roundoffs; about 0.25 s on
 one CPU thread), and cached. Degree 5 on cells of width 1/4 (in :math:`\log t`, :math:`\log\xi`)
 is as accurate as degree 7 on cells of width 1/2 (measured 4.8e-9 against 3e-9) and half the
-work per element: 36 coefficients to gather and contract instead of 64. Error bound: on a dense grid of the table's domain (random points,
+work per element: 36 coefficients to gather and contract instead of 64. Error bound: on a
+dense grid of the table's domain (random points,
 the cell edges, the antipodal layer and both ends in time) the interpolant is within
 :data:`TABLE_ERROR` of :math:`R` in absolute terms (measured: 4.8e-9) against the float64 image
 quadrature, which is itself exact to a few float64 unit roundoffs against mpmath; the tests

@@ -105,7 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--latent",
         default="circle",
         help="NAME or NAME:ARG (an integer argument, e.g. euclidean:2, flat-torus:3) with NAME "
-        "one of %(manifolds)s, or a product such as 'circle*euclidean:1' (default %(default)s)",
+        "one of %(manifolds)s, optionally with @FAMILY for the posterior family (e.g. "
+        "hypersphere:9@vmf, sphere@power-spherical, circle@von-mises), or a product such as "
+        "'circle*euclidean:1' (default %(default)s)",
     )
     latent.manifolds = _Names(_manifold_names)  # type: ignore[attr-defined]  # for its help
     train.add_argument(

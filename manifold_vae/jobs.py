@@ -109,12 +109,21 @@ def check_memory(needed: int, device: torch.device) -> None:
 
 
 def parse_latent(text: str) -> LatentManifold:
-    """A manifold from ``NAME`` or ``NAME:ARG``: ``euclidean:2``, ``circle``, ``flat-torus:3``,
-    ``clifford-torus``, or any registered manifold; ``ARG`` is an integer passed as the class's
-    first constructor argument. ``A*B*...`` is the product of such manifolds."""
+    """A manifold from ``NAME``, ``NAME:ARG`` or either with ``@FAMILY``: ``euclidean:2``,
+    ``circle``, ``flat-torus:3``, ``clifford-torus``, ``hypersphere:9@vmf``,
+    ``circle@von-mises``, or any registered manifold; ``ARG`` is an integer passed as the
+    class's first constructor argument, ``FAMILY`` its posterior family (``family=``; see
+    docs/manifolds.md). ``A*B*...`` is the product of such manifolds."""
     parts = text.split("*")
     if len(parts) > 1:
         return Product(*map(parse_latent, parts))
+    text, _, family = text.partition("@")
+    if family:
+        latent = parse_latent(text)
+        try:
+            return type(latent)(**{**latent.spec()["kwargs"], "family": family})
+        except TypeError as error:
+            raise ValueError(f"latent {text!r} has no choice of posterior family") from error
     name, _, arg = text.partition(":")
     if name not in MANIFOLDS:
         raise ValueError(f"unknown latent {name!r}; choose from {list(MANIFOLDS.names())}")

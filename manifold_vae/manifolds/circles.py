@@ -13,7 +13,8 @@ coordinates are the angles :math:`\theta_i \in [-\pi, \pi)`.
 Metric :math:`g = r^2 \sum_i d\theta_i^2`, so :math:`\sqrt{\det g} = r^n`. The heat kernel at
 intrinsic time :math:`t` is the product of unit-circle kernels at angle time :math:`t / r^2`.
 Posterior family (thesis Eqs. 7.5, 11.8, corrected): a product of circle heat kernels with one
-location and one angle time per factor; the prior is uniform.
+location and one angle time per factor; the prior is uniform. ``Circle(family="von-mises")``
+chooses the von Mises distribution instead (:mod:`~manifold_vae.manifolds.families`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from distributions.angles import wrap_angle
 
 from .._geomstats import load_geomstats
 from .base import LatentManifold, register_manifold
+from .families import CIRCLE_FAMILIES, AngleVonMises, check_family, circle_spread, concentration
 
 __all__ = ["Circle", "CliffordTorus", "FlatTorus"]
 
@@ -244,12 +246,65 @@ class _CircleProduct(LatentManifold):
 
 @register_manifold
 class Circle(_CircleProduct):
-    """The unit circle :math:`S^1 \\subset \\mathbb R^2`; coordinates ``(..., 1)`` (the angle)."""
+    r"""The unit circle :math:`S^1 \subset \mathbb R^2`; coordinates ``(..., 1)`` (the angle).
+
+    Parameters
+    ----------
+    family : str
+        Posterior family: ``"heat"`` (default; the wrapped normal, reparameterisable) or
+        ``"von-mises"`` (:class:`~manifold_vae.manifolds.families.AngleVonMises`, its
+        concentration ``softplus(raw) + 1e-6`` (smoothly capped below 1e8) from the third raw
+        output; no fixed-noise
+        reparameterisation, so ensembles train it member by member). Stored in :meth:`spec`
+        when not the default.
+    """
 
     name = "circle"
 
-    def __init__(self) -> None:
+    def __init__(self, *, family: str = "heat") -> None:
         super().__init__(1, 1.0)
+        self.family = check_family(family, CIRCLE_FAMILIES, "Circle")
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {} if self.family == "heat" else {"family": self.family}
+
+    def posterior(self, raw: Tensor) -> Distribution:
+        r"""The heat kernel (:meth:`_CircleProduct.posterior`) or, for ``"von-mises"``,
+        :class:`~manifold_vae.manifolds.families.AngleVonMises` with location
+        ``atan2(raw[..., 1], raw[..., 0])`` and concentration from ``raw[..., 2]``
+        (:func:`~manifold_vae.manifolds.families.concentration`)."""
+        if self.family == "heat":
+            return super().posterior(raw)
+        if raw.shape[-1] != self.posterior_params:
+            raise ValueError(
+                f"raw posterior parameters must have last dimension {self.posterior_params} "
+                f"for {self!r}, got shape {tuple(raw.shape)}"
+            )
+        loc = torch.atan2(raw[..., 1:2], raw[..., 0:1])
+        return AngleVonMises(loc, concentration(raw[..., 2:]))
+
+    @property
+    def reparameterizable(self) -> bool:
+        """Only the heat family has a fixed-noise reparameterisation (and only where a
+        subclass keeps :meth:`reparameterize`)."""
+        return self.family == "heat" and super().reparameterizable
+
+    def reparameterize(self, posterior: Distribution, noise: Tensor) -> Tensor:
+        """:meth:`_CircleProduct.reparameterize` for the heat family; ``NotImplementedError``
+        for the von Mises (a rejection sampler)."""
+        if self.family != "heat":
+            raise NotImplementedError(
+                "Circle(family='von-mises') does not implement reparameterize(posterior, noise): "
+                "its sampler uses rejection, not one standard normal draw; train it with fit "
+                "(ensembles train member by member)"
+            )
+        return super().reparameterize(posterior, noise)
+
+    def posterior_spread(self, posterior: Distribution) -> Tensor:
+        r"""Circular standard deviation: :math:`\sqrt{2t}` (heat), :math:`\sqrt{-2\log
+        A_1(\kappa)}` (von Mises), shape ``(*batch, 1)``
+        (:func:`~manifold_vae.manifolds.families.circle_spread`)."""
+        return circle_spread(posterior)
 
 
 @register_manifold

@@ -1,8 +1,9 @@
 r"""An APPROXIMATE latent manifold on a compact geomstats space without an exact family.
 
 :func:`~manifold_vae.manifolds.geomstats_spaces.as_latent` builds it, with a ``UserWarning``,
-for a geomstats space that no built-in manifold describes exactly (e.g. ``Hypersphere(3)``,
-``SpecialOrthogonal(3)``). Everything geometric is asked from the geomstats space itself:
+for a geomstats space that no built-in manifold describes exactly (e.g. ``Grassmannian(3, 1)``
+with ``volume=``; every ``Hypersphere(n)`` is exact). Everything geometric is asked from the
+geomstats space itself:
 
 * **coordinates = points**: geomstats' points of shape ``space.shape`` flattened to
   ``(..., D)``, ``D = prod(space.shape)``; they must be an embedding (``D > space.dim``), so

@@ -10,6 +10,7 @@ geomstats space (metric as geomstats equips it)                latent
 ``Euclidean(d)``                                               ``Euclidean(d)``
 ``Hypersphere(1)``                                             ``Circle()``
 ``Hypersphere(2)``                                             ``Sphere()``
+``Hypersphere(n)``, ``n >= 3``                                 ``Hypersphere(n)`` (exact)
 ``k`` unit circles: ``ProductManifold`` / ``NFoldManifold``    ``FlatTorus(k)`` (``Circle()``
 of ``Hypersphere(1)`` factors                                  for ``k = 1``)
 2 circles with the product metric scaled by 1/2                ``CliffordTorus()``
@@ -32,10 +33,10 @@ metric, so only a product whose metric geomstats scales by 1/2 (``0.5 * space.me
 is ``CliffordTorus().space``) maps to the Clifford torus. In general ``as_latent(m.space) == m``
 for every built-in manifold ``m``.
 
-**Approximate family.** A space without an exact family (``Hypersphere(n)`` for ``n >= 3``, and
-products with it) becomes an
-:class:`~manifold_vae.manifolds.geomstats_latent.ApproximateGeomstatsLatent` (factor by factor
-in a product, so exact factors stay exact), with a ``UserWarning`` naming the space: its
+**Approximate family.** A compact embedded space without an exact family (e.g. geomstats'
+``Grassmannian(3, 1)`` with ``volume=``; every ``Hypersphere(n)`` with its own metric is exact)
+becomes an :class:`~manifold_vae.manifolds.geomstats_latent.ApproximateGeomstatsLatent` (factor
+by factor in a product, so exact factors stay exact), with a ``UserWarning`` naming the space: its
 posterior density is an approximation (a geodesic random walk and Varadhan's short-time
 density), so the ELBO is too. It needs (checked; one ``ValueError`` naming the space lists what
 is missing): points that embed the space (``prod(shape) > dim``; not ``SpecialOrthogonal(3,
@@ -64,6 +65,7 @@ from .geomstats_latent import (
     check_induced_metric,
     space_repr,
 )
+from .hypersphere import Hypersphere
 from .product import Product
 from .sphere import Sphere
 
@@ -132,7 +134,9 @@ def _exact(space: Any) -> LatentManifold | None:
     if sphere == 1:
         return _circles([math.sqrt(scale)])
     if sphere is not None:
-        return Sphere() if sphere == 2 and unit else None
+        if not unit:
+            return None
+        return Sphere() if sphere == 2 else Hypersphere(sphere)
     factors = _factors(space, metric)
     if factors is None:
         return None

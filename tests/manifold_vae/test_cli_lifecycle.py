@@ -159,3 +159,20 @@ def test_loaded_models_are_in_eval_mode_and_the_circle_posterior_says_so(tmp_pat
     vae.save(tmp_path / "m.pt")
     assert VAE.load(tmp_path / "m.pt").training is False
     assert "the circle S^1" in repr(vae.encode(torch.zeros(2, 5)))
+
+
+def test_the_posterior_family_is_chosen_with_an_at_sign(tmp_path):
+    from manifold_vae.jobs import parse_latent
+    from manifold_vae.manifolds import Hypersphere, Sphere
+
+    assert parse_latent("hypersphere:9@vmf") == Hypersphere(9, family="vmf")
+    assert parse_latent("sphere@power-spherical") == Sphere(family="power-spherical")
+    assert parse_latent("circle@von-mises") == Circle(family="von-mises")
+    with pytest.raises(ValueError, match="no choice of posterior family"):
+        parse_latent("euclidean:2@vmf")
+    with pytest.raises(ValueError, match="family"):
+        parse_latent("circle@bogus")
+    out = tmp_path / "run"
+    short = ["--n", "64", "--epochs", "1", "--hidden", "8", "--no-progress"]
+    assert main(["train", "--out", str(out), "--latent", "circle@von-mises", *short]) == 0
+    assert VAE.load(out / "model.pt").latent == Circle(family="von-mises")

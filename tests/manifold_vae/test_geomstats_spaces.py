@@ -1,4 +1,9 @@
-"""geomstats spaces as given (issue 17): exact families, the approximate one, refusals."""
+"""geomstats spaces as given (issue 17): exact families, the approximate one, refusals.
+
+Every geomstats ``Hypersphere(n)`` maps to the exact ``Hypersphere(n)`` (issue 16); the approximate
+family is tested on S^3 built directly, and reached through ``as_latent`` by a space that has no
+exact family (``Grassmannian(3, 1)``, lines of R^3 as projectors, with ``volume=``).
+"""
 
 from __future__ import annotations
 
@@ -20,6 +25,7 @@ from manifold_vae.manifolds import (
     Sphere,
     load_geomstats,
 )
+from manifold_vae.manifolds import Hypersphere as LatentHypersphere
 from manifold_vae.manifolds.approximate import ApproximateHeatKernel
 from manifold_vae.manifolds.geomstats_latent import ApproximateGeomstatsLatent
 from manifold_vae.manifolds.geomstats_spaces import as_latent, geomstats_volume
@@ -34,6 +40,7 @@ pytestmark = [
 
 load_geomstats()
 from geomstats.geometry.euclidean import Euclidean as GsEuclidean  # noqa: E402
+from geomstats.geometry.grassmannian import Grassmannian  # noqa: E402
 from geomstats.geometry.hypersphere import Hypersphere  # noqa: E402
 from geomstats.geometry.nfold_manifold import NFoldManifold  # noqa: E402
 from geomstats.geometry.poincare_ball import PoincareBall  # noqa: E402
@@ -51,6 +58,12 @@ EXACT = {
     "Euclidean(3)": (lambda: GsEuclidean(3), Euclidean(3)),
     "Hypersphere(1)": (lambda: Hypersphere(1), Circle()),
     "Hypersphere(2)": (lambda: Hypersphere(2), Sphere()),
+    "Hypersphere(3)": (lambda: Hypersphere(3), LatentHypersphere(3)),
+    "Hypersphere(9)": (lambda: Hypersphere(9), LatentHypersphere(9)),
+    "S^3 x circle": (
+        lambda: ProductManifold([Hypersphere(3), Hypersphere(1)]),
+        Product(LatentHypersphere(3), Circle()),
+    ),
     "2 circles": (lambda: ProductManifold([Hypersphere(1)] * 2), FlatTorus(2)),
     "3 circles, flat": (
         lambda: ProductManifold([Hypersphere(1)] * 3, point_ndim=1),
@@ -84,7 +97,15 @@ def test_exact_families(name):
 
 @pytest.mark.parametrize(
     "latent",
-    [Euclidean(2), Circle(), FlatTorus(3), CliffordTorus(), Sphere(), Product(Circle(), Sphere())],
+    [
+        Euclidean(2),
+        Circle(),
+        FlatTorus(3),
+        CliffordTorus(),
+        Sphere(),
+        LatentHypersphere(4),
+        Product(Circle(), Sphere()),
+    ],
     ids=repr,
 )
 def test_builtin_spaces_map_back_to_the_builtin(latent):
@@ -119,18 +140,29 @@ def test_a_mapped_latent_trains(build):
 
 
 def approximate_s3(steps: int = 8) -> ApproximateGeomstatsLatent:
-    with pytest.warns(UserWarning, match=r"Hypersphere\(dim=3.*APPROXIMATE"):
-        latent = as_latent(Hypersphere(3), steps=steps)
-    return latent
+    """The approximate family on S^3 (which as_latent maps to the exact Hypersphere(3))."""
+    return ApproximateGeomstatsLatent(Hypersphere(3), 2 * math.pi**2, steps)
+
+
+#: Lines of R^3 as projectors x x^T: the metric they induce is twice the round metric of the
+#: projective plane, whose area is 2 pi, so the area is 4 pi.
+PROJECTIVE_PLANE_AREA = 4 * math.pi
 
 
 def test_approximate_family_warns_and_names_the_space():
     with pytest.warns(UserWarning) as record:
-        latent = as_latent(Hypersphere(3), steps=8)
+        latent = as_latent(Grassmannian(3, 1), volume=PROJECTIVE_PLANE_AREA, steps=8)
     message = str(record[0].message)
-    assert "Hypersphere(dim=3" in message and "APPROXIMATE" in message
+    assert "Grassmannian(dim=2" in message and "APPROXIMATE" in message
     assert isinstance(latent, ApproximateGeomstatsLatent)
     assert "approximate" in repr(latent)
+    assert latent.volume == pytest.approx(PROJECTIVE_PLANE_AREA)
+    assert (latent.dim, latent.intrinsic_dim, latent.posterior_params) == (9, 2, 10)
+    assert latent.angle_radii == (None,) * 9 and not latent.is_vector_space
+
+
+def test_approximate_s3_attributes():
+    latent = approximate_s3()
     assert latent.volume == pytest.approx(2 * math.pi**2)  # |S^3|
     assert (latent.dim, latent.intrinsic_dim, latent.posterior_params) == (4, 3, 5)
     assert latent.angle_radii == (None,) * 4 and not latent.is_vector_space
@@ -156,10 +188,12 @@ def test_approximate_posterior_is_finite(dtype):
 
 
 def test_a_product_keeps_its_exact_factors():
-    with pytest.warns(UserWarning, match=r"Hypersphere\(dim=3"):
-        latent = as_latent(ProductManifold([Hypersphere(3), Hypersphere(1)]))
-    assert isinstance(latent, Product) and latent.factors[1] == Circle()
-    assert isinstance(latent.factors[0], ApproximateGeomstatsLatent)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        plane = Grassmannian(3, 1)
+    with pytest.raises(ValueError, match="volume"):  # its volume is not known here
+        as_latent(ProductManifold([plane, Hypersphere(1)], point_ndim=1))
+    latent = Product(approximate_s3(), Circle())
     z = latent.posterior(torch.randn(4, latent.posterior_params)).rsample()
     assert z.shape == (4, 5) and torch.isfinite(latent.prior().log_prob(z)).all()
 
@@ -234,8 +268,10 @@ def test_volume_is_only_for_approximate_spaces():
         as_latent(Hypersphere(2), volume=1.0)
     with pytest.raises(ValueError, match="only for geomstats spaces"):
         as_latent(Circle(), volume=1.0)
+    with pytest.raises(ValueError, match="maps exactly to Hypersphere"):
+        as_latent(Hypersphere(3), volume=1.0)
     with pytest.warns(UserWarning, match="APPROXIMATE"):
-        assert as_latent(Hypersphere(3), volume=20.0, steps=4).volume == 20.0
+        assert as_latent(Grassmannian(3, 1), volume=20.0, steps=4).volume == 20.0
 
 
 def test_volumes():
