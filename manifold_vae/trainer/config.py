@@ -105,7 +105,7 @@ class TrainConfig:
     num_samples : int
         Latent samples per datapoint in the reconstruction term (``>= 1``).
     beta : float
-        KL weight.
+        KL weight (finite, ``>= 0``).
     lr_final : float, optional
         Cosine step size from ``lr`` down to ``lr_final`` in ``(0, lr]``
         (:func:`~manifold_vae.trainer.learning_rate`); ``None`` keeps ``lr``.
@@ -151,6 +151,11 @@ class TrainConfig:
             raise ValueError(
                 f"lr_final must be None or in (0, lr = {self.lr:g}], got {self.lr_final}"
             )
+        beta = self.beta
+        if isinstance(beta, bool) or not (
+            isinstance(beta, (int, float)) and math.isfinite(beta) and beta >= 0
+        ):
+            raise ValueError(f"beta (the KL weight) must be finite and >= 0, got {beta!r}")
         noise = self.input_noise
         if isinstance(noise, bool) or not (
             isinstance(noise, (int, float)) and math.isfinite(noise) and noise >= 0

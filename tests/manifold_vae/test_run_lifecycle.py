@@ -154,3 +154,13 @@ def test_load_data_errors(tmp_path):
     assert load_data(str(tmp_path / "ints.npy")).data.dtype == torch.float32
     with pytest.raises(ValueError, match="cannot be built from a name alone"):
         parse_latent("fixed-time")
+
+
+@pytest.mark.parametrize("beta", [-1.0, float("inf"), float("nan"), True])
+def test_fit_refuses_a_negative_or_non_finite_kl_weight(beta):
+    """Defect 4 (API): fit(beta=-1) was accepted, beta=inf trained into a divergence."""
+    from manifold_vae import fit
+
+    vae = VAE(Circle(), (25,), Gaussian(0.1), hidden=8, seed=0)
+    with pytest.raises(ValueError, match="beta"):
+        fit(vae, sinusoids(n=16).data, epochs=1, progress=False, beta=beta)
