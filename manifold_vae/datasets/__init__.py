@@ -8,10 +8,12 @@ process is known, carries it as a :class:`GenerativeModel` to compare learned mo
 * Circular pixel shifts of a photograph (Sec. 10.1): one shift angle.
 * Objects seen from many angles (Sec. 10.2): COIL-20 from a local copy, or a rendered toy figure.
 * A light source seen by sensors on a sphere: a direction on S^2.
+* scikit-learn's bundled 8x8 digits (no known hyperspherical factor; the labels).
 
 Pillow is imported only by the image datasets, when called.
 """
 
+from .digits import digits
 from .generative import GenerativeModel
 from .objects import COIL20_URL, coil20, render_object, rotating_object
 from .pixel_shift import default_image_path, load_grey_image, pixel_shift, shift_mean
@@ -36,6 +38,7 @@ __all__ = [
     "LatentDataset",
     "coil20",
     "default_image_path",
+    "digits",
     "fibonacci_sphere",
     "frequency_mean",
     "load_grey_image",

@@ -22,6 +22,7 @@ NAMES = [
     "table-11.1",
     "harmonic",
     "sphere",
+    "posterior-families",
 ]
 
 
