@@ -256,8 +256,7 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from .jobs import load_data, make_likelihood, resume_job, train_job
-    from .jobs import parse_latent as _parse_latent
+    from .jobs import load_data, make_likelihood, parse_latent, resume_job, train_job
     from .trainer import graceful_interrupts, interrupt_requested
 
     progress = not args.no_progress
@@ -270,7 +269,7 @@ def _train(args: argparse.Namespace) -> int:
         else:
             source = {"source": args.data, "n": args.n, "noise": args.noise, "seed": args.seed}
             result = train_job(
-                _parse_latent(args.latent),
+                parse_latent(args.latent),
                 load_data(**source),
                 make_likelihood(args.likelihood, args.sigma_x),
                 args.out,

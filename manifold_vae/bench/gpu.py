@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import functools
 import json
 import math
 import platform
@@ -86,61 +87,44 @@ def _times(n: int, lo: float, hi: float, gen: torch.Generator, device: torch.dev
     return torch.exp(math.log(lo) + (math.log(hi) - math.log(lo)) * u)
 
 
-def _circle_groups(n: int, device: torch.device, gen: torch.Generator) -> dict[str, Any]:
+def _angle_groups(
+    n: int, device: torch.device, gen: torch.Generator, factors: int | None
+) -> dict[str, Any]:
+    """The circle (``factors=None``: scalar angles) or the torus of ``factors`` circles, each
+    against as many independent von Mises distributions."""
+    shape = (n,) if factors is None else (n, factors)
     time = _times(n, 1e-3, 10.0, gen, device)
-    loc = (2 * torch.rand(n, generator=gen, device=device) - 1) * PI
-    value = (2 * torch.rand(n, generator=gen, device=device) - 1) * PI
-    kappa = 0.5 / time
+    if factors is not None:
+        time = time.unsqueeze(-1)
+    loc = (2 * torch.rand(shape, generator=gen, device=device) - 1) * PI
+    value = (2 * torch.rand(shape, generator=gen, device=device) - 1) * PI
+    kappa = (0.5 / time).expand(shape)
+    kernel = CircleHeatKernel if factors is None else TorusHeatKernel
+    ref = "VonMises" if factors is None else f"{factors} x VonMises"
 
-    def heat() -> CircleHeatKernel:
-        return CircleHeatKernel(loc, time, validate_args=False)
-
-    def vm() -> VonMises:
-        return VonMises(loc, kappa, validate_args=False)
-
-    return {
-        "log_prob": (
-            "VonMises.log_prob",
-            {
-                "VonMises.log_prob": lambda: vm().log_prob(value),
-                "CircleHeatKernel.log_prob": lambda: heat().log_prob(value),
-            },
-        ),
-        "sample": (
-            "VonMises.sample",
-            {
-                "VonMises.sample": lambda: vm().sample(),
-                "CircleHeatKernel.rsample": lambda: heat().rsample(),
-            },
-        ),
-    }
-
-
-def _torus_groups(n: int, device: torch.device, gen: torch.Generator) -> dict[str, Any]:
-    time = _times(n, 1e-3, 10.0, gen, device).unsqueeze(-1)
-    loc = (2 * torch.rand(n, 2, generator=gen, device=device) - 1) * PI
-    value = (2 * torch.rand(n, 2, generator=gen, device=device) - 1) * PI
-    kappa = (0.5 / time).expand(n, 2)
-
-    def heat() -> TorusHeatKernel:
-        return TorusHeatKernel(loc, time, validate_args=False)
+    def heat() -> CircleHeatKernel | TorusHeatKernel:
+        return kernel(loc, time, validate_args=False)
 
     def vm() -> VonMises:
         return VonMises(loc, kappa, validate_args=False)
 
+    def vm_log_prob() -> Tensor:
+        log_p = vm().log_prob(value)
+        return log_p if factors is None else log_p.sum(-1)
+
     return {
         "log_prob": (
-            "2 x VonMises.log_prob",
+            f"{ref}.log_prob",
             {
-                "2 x VonMises.log_prob": lambda: vm().log_prob(value).sum(-1),
-                "TorusHeatKernel.log_prob": lambda: heat().log_prob(value),
+                f"{ref}.log_prob": vm_log_prob,
+                f"{kernel.__name__}.log_prob": lambda: heat().log_prob(value),
             },
         ),
         "sample": (
-            "2 x VonMises.sample",
+            f"{ref}.sample",
             {
-                "2 x VonMises.sample": lambda: vm().sample(),
-                "TorusHeatKernel.rsample": lambda: heat().rsample(),
+                f"{ref}.sample": lambda: vm().sample(),
+                f"{kernel.__name__}.rsample": lambda: heat().rsample(),
             },
         ),
     }
@@ -194,8 +178,8 @@ def _sphere_groups(n: int, device: torch.device, gen: torch.Generator) -> dict[s
 
 
 _FAMILIES: dict[str, Callable[[int, torch.device, torch.Generator], dict[str, Any]]] = {
-    "circle": _circle_groups,
-    "torus": _torus_groups,
+    "circle": functools.partial(_angle_groups, factors=None),
+    "torus": functools.partial(_angle_groups, factors=2),
     "sphere": _sphere_groups,
 }
 

@@ -69,3 +69,9 @@ def radial_gof(dist, samples: torch.Tensor) -> float:
         + 0.5 * (d - 2) * torch.log(y.double() * (2.0 - y.double()))
     )
     return gof.auto_goodness_of_fit(y.double(), log_q.exp())
+
+
+def assert_mean_within(values: torch.Tensor, expected: float, z: float = 5.0) -> None:
+    """The mean of the i.i.d. ``values`` is within ``z`` standard errors of ``expected``."""
+    mean, se = values.mean().item(), values.std().item() / math.sqrt(values.numel())
+    assert abs(mean - expected) <= z * se, (mean, expected, se)
